@@ -1,0 +1,211 @@
+"""Structured configs (dataclasses) and their composition from YAML under `configs/`.
+
+Composition uses Hydra's Compose API (config groups, defaults lists, `key=value` overrides, group choice
+such as `experiment=parade`) but not `@hydra.main`: Hydra taking over the process (working directory,
+output folders, multirun launcher) clashes with Lightning's DDP launcher (lightning-hydra-template #393).
+The dataclasses are the schema: a misspelled key or a wrong type fails at composition, naming the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+
+@dataclass
+class DataConfig:
+    name: str = "digits"  # registry name (fairdml.data.registry)
+    root: str | None = None  # folder of an on-disk dataset
+    options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the dataset class
+    sensitive_attribute: str = "style"  # the attribute whose groups the reports compare
+    minority_group: str | None = None  # its value to under-represent; None: the rarest in training
+    minority_share: float | None = 0.1  # share of the minority in the training split; None: as is
+    imbalance_by: str = "samples"  # remove minority "samples" or whole minority "classes"
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.1, "test": 0.3})
+    image_size: int = 32
+    augment: bool = True
+    hflip: bool = False
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    batch_size: int = 64
+    samples_per_class: int = 4  # m: samples of each class in a training batch
+    sampler: str = "class_balanced"  # class_balanced | group_balanced
+    eval_batch_size: int = 256
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet18"  # any timm model name
+    pretrained_path: str | None = None  # local weights file; nothing is ever downloaded
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    embedding_dim: int = 128
+
+
+@dataclass
+class LossConfig:
+    name: str = "margin"  # fairdml.losses registry: margin, triplet, multi_similarity, proxy_anchor, contrastive
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    miner: str | None = "distance_weighted"  # fairdml.losses miners, or null
+    miner_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"  # adamw | adam | sgd
+    lr: float = 1e-3  # heads and loss parameters
+    backbone_lr: float = 1e-3
+    loss_lr: float = 1e-2  # learnable loss parameters (margin beta, proxies)
+    weight_decay: float = 1e-4
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "cosine"  # cosine | step | none
+    warmup_epochs: int = 0
+    step_size: int = 10  # step scheduler
+    gamma: float = 0.1  # step scheduler
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 15
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 10
+    gradient_clip_val: float | None = None
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = True
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "fairdml"
+    entity: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log_model: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class CheckpointConfig:
+    monitor: str = "val/recall@1"  # any logged key, e.g. val/recall@1/worst or val/recall@1/gap
+    mode: str = "max"
+    save_last: bool = True
+    save_top_k: int = 1
+
+
+@dataclass
+class EvaluationConfig:
+    ks: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    leakage: bool = True  # fresh linear probe of the sensitive attribute (test report)
+    val_leakage: bool = False  # also at each validation (costs a probe fit per epoch)
+    test_after_fit: bool = True
+
+
+@dataclass
+class ParadeConfig:
+    enabled: bool = False
+    attributes: list[str] = field(default_factory=lambda: ["style"])
+    strength: Any = 4.0  # rho' (sum over dims); one value or one per attribute
+    schedule: str = "constant"  # constant | linear | cosine
+    warmup_steps: int = 0
+    projection_hidden: int = 512
+    projection_lr: float = 1e-3
+    attribute_embedding_dim: int = 64
+    attribute_loss: str = "margin"
+    attribute_loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    attribute_miner: str | None = "distance_weighted"
+    attribute_loss_weight: float = 1.0
+    attribute_through_backbone: bool = True
+
+
+@dataclass
+class TrainConfig:
+    experiment: str = "default"
+    seed: int = 0
+    output_dir: str = "outputs"
+    run_dir: str | None = None  # set to reuse a folder (resume); default outputs/<experiment>/<time>
+    resume: str | None = None  # "last" (of run_dir) or a checkpoint path
+    nan_policy: str = "error"  # error | skip
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    parade: ParadeConfig = field(default_factory=ParadeConfig)
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def config_dir() -> Path:
+    """`$FAIRDML_CONFIG_DIR`, else the repository's `configs/` beside the package."""
+    env = os.environ.get("FAIRDML_CONFIG_DIR")
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+    if not (path / "train.yaml").is_file():
+        raise FileNotFoundError(f"no train.yaml in config folder {path}; set FAIRDML_CONFIG_DIR")
+    return path
+
+
+def _valid_keys_hint(message: str) -> str:
+    """Name the valid keys (and the closest match) when an override names a key that does not exist."""
+    for token in message.replace("'", " ").split():
+        if "." not in token or "=" in token:
+            continue
+        parent, _, leaf = token.rpartition(".")
+        node: Any = OmegaConf.structured(TrainConfig)
+        try:
+            node = OmegaConf.select(node, parent, throw_on_missing=False)
+        except OmegaConfBaseException:
+            continue
+        if isinstance(node, DictConfig) and leaf not in node:
+            keys = list(node.keys())
+            close = difflib.get_close_matches(leaf, keys, n=1)
+            hint = f" Did you mean '{parent}.{close[0]}'?" if close else ""
+            return f"\nValid keys under '{parent}': {keys}.{hint}"
+    return ""
+
+
+def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """Compose `configs/<config_name>.yaml` with command-line style overrides into a validated config."""
+    overrides = list(overrides or [])
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=overrides)
+    except (ConfigCompositionException, ConfigKeyError, OmegaConfBaseException) as error:
+        message = str(error)
+        if error.__cause__ is not None:
+            message += f"\n{error.__cause__}"
+        raise ValueError(f"bad configuration: {message}{_valid_keys_hint(message)}") from None
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+
+
+def to_container(cfg: DictConfig) -> dict:
+    """A plain dict (for checkpoints: OmegaConf objects break `torch.load(weights_only=True)`)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

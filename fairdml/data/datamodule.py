@@ -1,0 +1,161 @@
+"""LightningDataModule: dataset → class-disjoint splits → training imbalance → loaders."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from torchvision.transforms import v2
+
+from fairdml.config import DataConfig
+from fairdml.data.base import DatasetView, DMLDataset
+from fairdml.data.registry import create_dataset
+from fairdml.data.samplers import ClassBalancedBatchSampler
+from fairdml.data.splits import class_disjoint_split, impose_minority_share
+
+
+def build_transforms(cfg: DataConfig, train: bool) -> v2.Compose:
+    steps: list[Any] = [v2.PILToTensor()]
+    if train and cfg.augment:
+        steps.append(v2.RandomResizedCrop(cfg.image_size, scale=(0.7, 1.0), antialias=True))
+        if cfg.hflip:
+            steps.append(v2.RandomHorizontalFlip())
+    else:
+        steps += [v2.Resize(cfg.image_size, antialias=True), v2.CenterCrop(cfg.image_size)]
+    steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(cfg.mean), list(cfg.std))]
+    return v2.Compose(steps)
+
+
+class DMLDataModule(L.LightningDataModule):
+    """Splits by class, under-represents the minority in training only, and batches m samples per class.
+
+    `group_attribute` (the config's `sensitive_attribute`) names the groups that metrics compare;
+    `group_names[code]` is each group's name.
+    """
+
+    def __init__(self, cfg: DataConfig, seed: int = 0, dataset: DMLDataset | None = None):
+        super().__init__()
+        self.cfg, self.seed = cfg, seed
+        self._dataset = dataset
+        self.views: dict[str, DatasetView] = {}
+
+    # -- setup -------------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.views:
+            return
+        cfg = self.cfg
+        if self._dataset is None:
+            options = dict(cfg.options)
+            if cfg.root is not None:
+                options["root"] = cfg.root
+            self._dataset = create_dataset(cfg.name, **options)
+        dataset = self._dataset
+        groups = dataset.attribute_column(cfg.sensitive_attribute)
+        self.group_attribute = cfg.sensitive_attribute
+        self.group_names = list(dataset.attribute_values[dataset.attribute_names.index(self.group_attribute)])
+        splits = class_disjoint_split(dataset.labels, dict(cfg.split), self.seed, groups=groups)
+        if "train" not in splits:
+            raise ValueError(f"data.split needs a 'train' entry, got {list(splits)}")
+        self.minority_code = self._minority_code(groups[splits["train"]])
+        if cfg.minority_share is not None:
+            splits["train"] = impose_minority_share(
+                splits["train"], groups, self.minority_code, cfg.minority_share, self.seed,
+                labels=dataset.labels, by=cfg.imbalance_by,
+            )  # fmt: skip
+        for name, indices in splits.items():
+            self.views[name] = DatasetView(dataset, indices, build_transforms(cfg, train=name == "train"))
+
+    def _minority_code(self, train_groups: np.ndarray) -> int:
+        if self.cfg.minority_group is None:
+            present = np.unique(train_groups)
+            counts = np.array([(train_groups == g).sum() for g in present])
+            return int(present[counts.argmin()])
+        if self.cfg.minority_group not in self.group_names:
+            raise ValueError(
+                f"data.minority_group={self.cfg.minority_group!r} is not a value of "
+                f"'{self.group_attribute}'; valid values: {self.group_names}"
+            )
+        return self.group_names.index(self.cfg.minority_group)
+
+    # -- loaders -----------------------------------------------------------------------------------
+    def _world(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader_kwargs(self) -> dict:
+        cfg = self.cfg
+        return {
+            "num_workers": cfg.num_workers,
+            "pin_memory": cfg.pin_memory,
+            "persistent_workers": cfg.persistent_workers and cfg.num_workers > 0,
+        }
+
+    def train_sampler(self) -> ClassBalancedBatchSampler:
+        view = self.views["train"]
+        world_size, rank = self._world()
+        return ClassBalancedBatchSampler(
+            view.labels, self.cfg.batch_size, self.cfg.samples_per_class, seed=self.seed,
+            num_replicas=world_size, rank=rank,
+            groups=view.attribute_column(self.group_attribute),
+            group_balanced=self.cfg.sampler == "group_balanced",
+        )  # fmt: skip
+
+    def train_dataloader(self) -> DataLoader:
+        if self.cfg.sampler not in ("class_balanced", "group_balanced"):
+            raise ValueError(f"data.sampler must be class_balanced or group_balanced, got {self.cfg.sampler!r}")
+        return DataLoader(self.views["train"], batch_sampler=self.train_sampler(), **self._loader_kwargs())
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        if split not in self.views:
+            raise ValueError(f"no '{split}' split; data.split has {list(self.views)}")
+        view, (world_size, rank) = self.views[split], self._world()
+        # Padded shards repeat samples; the metric drops them by `index`.
+        sampler = DistributedSampler(view, world_size, rank, shuffle=False) if world_size > 1 else None
+        return DataLoader(
+            view, batch_size=self.cfg.eval_batch_size, sampler=sampler, shuffle=False, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    # -- description -------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        """Counts per split, for data_summary.json and the model card's datasheet section."""
+        out: dict[str, Any] = {
+            "dataset": self.cfg.name,
+            "group_attribute": self.group_attribute,
+            "group_names": self.group_names,
+            "minority_group": self.group_names[self.minority_code],
+            "requested_minority_share": self.cfg.minority_share,
+            "imbalance_by": self.cfg.imbalance_by,
+            "splits": {},
+        }
+        for split, view in self.views.items():
+            groups = view.attribute_column(self.group_attribute)
+            per_group = {}
+            for code, name in enumerate(self.group_names):
+                mask = groups == code
+                images_per_class = Counter(view.labels[mask].tolist())
+                per_group[name] = {
+                    "n": int(mask.sum()),
+                    "classes": len(images_per_class),
+                    "images_per_class_mean": float(np.mean(list(images_per_class.values())))
+                    if images_per_class
+                    else 0.0,
+                }
+            counts = [g["n"] for g in per_group.values() if g["n"] > 0]
+            out["splits"][split] = {
+                "n": len(view),
+                "classes": int(len(np.unique(view.labels))),
+                "groups": per_group,
+                "minority_share": per_group[self.group_names[self.minority_code]]["n"] / max(len(view), 1),
+                "imbalance_ratio": max(counts) / min(counts) if counts else None,
+            }
+        return out

@@ -1,0 +1,81 @@
+"""Class-disjoint splits and the paper's training imbalance (minority share), on metadata alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def class_disjoint_split(
+    labels: np.ndarray, fractions: dict[str, float], seed: int, groups: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Split sample indices so that no class appears in two splits (DML is evaluated on unseen classes).
+
+    `fractions` maps split name → share of the *classes* (e.g. train 0.6, val 0.1, test 0.3); the shares
+    must sum to 1. Classes are shuffled with `seed`. With `groups`, classes are split within each group
+    (a class's group is its most frequent one), so every split has the groups' share of classes.
+    """
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6 or any(f <= 0 for f in fractions.values()):
+        raise ValueError(f"split fractions must be positive and sum to 1, got {dict(fractions)}")
+    classes = np.unique(labels)
+    if len(classes) < len(fractions):
+        raise ValueError(f"{len(classes)} classes cannot fill {len(fractions)} class-disjoint splits")
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        strata = [classes]
+    else:
+        class_group = np.array([np.bincount(groups[labels == c]).argmax() for c in classes])
+        strata = [classes[class_group == g] for g in np.unique(class_group)]
+    chosen: dict[str, list] = {name: [] for name in fractions}
+    for stratum in strata:
+        order = rng.permutation(stratum)
+        cuts = np.round(np.cumsum([0.0, *fractions.values()]) * len(order)).astype(int)
+        for i, name in enumerate(fractions):
+            chosen[name] += list(order[cuts[i] : cuts[i + 1]])
+    empty = [name for name, c in chosen.items() if not c]
+    if empty:
+        raise ValueError(f"split(s) {empty} got no class: raise their fraction or use more classes")
+    return {name: np.flatnonzero(np.isin(labels, c)) for name, c in chosen.items()}
+
+
+def minority_count(n_majority: int, share: float) -> int:
+    """Minority samples to keep so that they make `share` of the resulting set: n_min/(n_maj+n_min)."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"minority_share must be in (0, 1), got {share}")
+    return int(round(share * n_majority / (1.0 - share)))
+
+
+def impose_minority_share(
+    indices: np.ndarray,
+    groups: np.ndarray,
+    minority_group: int,
+    share: float,
+    seed: int,
+    labels: np.ndarray | None = None,
+    by: str = "samples",
+) -> np.ndarray:
+    """Drop minority samples from `indices` until the minority makes `share` of them (the paper's protocol).
+
+    `groups` (and `labels`) are indexed by dataset index. `by="samples"` keeps a random subset of minority
+    samples; `by="classes"` keeps whole minority classes (identities) in random order, so the minority is
+    represented by fewer people rather than fewer images each (the last class kept is trimmed so that the
+    count is exact). The majority is never touched. Returns sorted indices.
+    """
+    indices = np.asarray(indices)
+    is_minority = groups[indices] == minority_group
+    majority, minority = indices[~is_minority], indices[is_minority]
+    target = minority_count(len(majority), share)
+    if target >= len(minority):
+        return np.sort(indices)
+    rng = np.random.default_rng(seed)
+    if by == "samples":
+        kept = rng.choice(minority, size=target, replace=False)
+    elif by == "classes":
+        if labels is None:
+            raise ValueError("imbalance by='classes' needs the class labels")
+        classes = rng.permutation(np.unique(labels[minority]))
+        ordered = np.concatenate([rng.permutation(minority[labels[minority] == c]) for c in classes])
+        kept = ordered[:target]
+    else:
+        raise ValueError(f"imbalance 'by' must be 'samples' or 'classes', got {by!r}")
+    return np.sort(np.concatenate([majority, kept]))

@@ -1,0 +1,122 @@
+"""torchmetrics wrapper of the finDML report: accumulate embeddings, compute the report once per epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities import dim_zero_cat
+
+from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
+from fairdml.metrics.functional.report import fairness_report
+
+
+def drop_duplicate_indices(indices: Tensor) -> Tensor:
+    """Positions that keep the first occurrence of each sample index, ordered by sample index.
+
+    DistributedSampler pads the last shard with repeated samples; after the all-gather each padded sample
+    appears twice. Ordering by index also makes the report independent of the number of processes.
+    """
+    sorted_indices, order = torch.sort(indices, stable=True)
+    first = torch.ones_like(sorted_indices, dtype=torch.bool)
+    first[1:] = sorted_indices[1:] != sorted_indices[:-1]
+    return order[first]
+
+
+class EmbeddingFairness(Metric):
+    """finDML fairness report over a whole evaluation set (all figures need every embedding at once).
+
+    `update(embeddings (B, D), labels (B,), groups (B,) int codes into group_names, indices (B,))` keeps the
+    batch; `compute()` gathers all processes (list states, `dist_reduce_fx="cat"`, so uneven last batches
+    are fine), drops DDP padding duplicates by sample index and returns `fairness_report(...)`'s dict.
+    Call `update`, not `forward`: a per-batch report would be expensive and meaningless.
+    """
+
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+
+    def __init__(
+        self,
+        group_names: Sequence[str],
+        ks: Sequence[int] = (1, 2, 4, 8),
+        seed: int = 0,
+        leakage: bool = True,
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+        distance: str = "euclidean",
+        n_init: int = 1,
+        bootstrap_resamples: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.group_names = [str(name) for name in group_names]
+        self.ks = tuple(int(k) for k in ks)
+        self.seed = seed
+        self.leakage = leakage
+        self.memory_budget_bytes = memory_budget_bytes
+        self.distance = distance
+        self.n_init = n_init
+        self.bootstrap_resamples = bootstrap_resamples
+        for state in ("embeddings", "labels", "groups", "indices"):
+            self.add_state(state, default=[], dist_reduce_fx="cat")
+
+    def update(self, embeddings: Tensor, labels: Tensor, groups: Tensor, indices: Tensor) -> None:
+        """Keep one batch (detached); shapes are checked here so a bad batch fails where it comes from."""
+        batch = embeddings.shape[0]
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
+        for name, values in (("labels", labels), ("groups", groups), ("indices", indices)):
+            if values.shape != (batch,):
+                raise ValueError(
+                    f"{name} must have shape ({batch},) to match the embeddings, got {tuple(values.shape)}"
+                )
+        self.embeddings.append(embeddings.detach())
+        self.labels.append(labels.detach().long())
+        self.groups.append(groups.detach().long())
+        self.indices.append(indices.detach().long())
+
+    def compute(self) -> dict:
+        """The report of every distinct sample seen (across processes), see `fairness_report`."""
+        if isinstance(self.embeddings, list) and not self.embeddings:
+            raise ValueError(
+                "EmbeddingFairness.compute() called before any update(): no embeddings to evaluate"
+            )
+        indices = dim_zero_cat(self.indices)
+        keep = drop_duplicate_indices(indices)
+        report = fairness_report(
+            dim_zero_cat(self.embeddings)[keep],
+            dim_zero_cat(self.labels)[keep],
+            dim_zero_cat(self.groups)[keep],
+            ks=self.ks,
+            seed=self.seed,
+            group_names=self.group_names,
+            leakage=self.leakage,
+            distance=self.distance,
+            memory_budget_bytes=self.memory_budget_bytes,
+            n_init=self.n_init,
+            bootstrap_resamples=self.bootstrap_resamples,
+        )
+        report["excluded"]["duplicate_indices"] = int(indices.shape[0] - keep.shape[0])
+        return report
+
+
+def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
+    """Logger-friendly scalars `{prefix}/{metric}`, `.../group=<name>`, `.../gap`, `.../ratio`; skips None."""
+    flat: dict[str, float] = {}
+
+    def put(key: str, value) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            flat[f"{prefix}/{key}" if prefix else key] = float(value)
+
+    for metric, value in report.get("overall", {}).items():
+        put(metric, value)
+    for group, entry in report.get("groups", {}).items():
+        for metric, value in entry.items():
+            if metric != "n":
+                put(f"{metric}/group={group}", value)
+    for metric, gap in report.get("gaps", {}).items():
+        put(f"{metric}/gap", gap.get("max_minus_min"))
+        put(f"{metric}/ratio", gap.get("min_over_max"))
+    return flat

@@ -1,0 +1,73 @@
+"""Shared input checks and the warning category of the finDML metrics."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# 256 MiB: large enough that chunking costs little, small enough for a laptop or a busy GPU.
+DEFAULT_MEMORY_BUDGET_BYTES = 256 * 2**20
+
+
+class FairnessMetricWarning(UserWarning):
+    """An edge case got a defined answer (None, clamped k, excluded queries); the report lists it too."""
+
+
+def warn(message: str) -> None:
+    """Emit a `FairnessMetricWarning`; `fairness_report` also collects these into its "warnings" list."""
+    warnings.warn(message, FairnessMetricWarning, stacklevel=3)
+
+
+def as_tensor(values: Tensor | np.ndarray, name: str) -> Tensor:
+    """Accept tensors or numpy arrays alike, so the audit path (npz) and training path share code."""
+    if isinstance(values, Tensor):
+        return values
+    try:
+        return torch.as_tensor(np.asarray(values))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a tensor or numeric array, got {type(values).__name__}") from error
+
+
+def compute_dtype(embeddings: Tensor) -> torch.dtype:
+    """float64 stays float64; everything else (float16, bfloat16, ints) is computed in float32."""
+    return torch.float64 if embeddings.dtype == torch.float64 else torch.float32
+
+
+def check_embeddings(embeddings: Tensor) -> Tensor:
+    """Return (N, D) floating embeddings in the compute dtype; reject NaN/inf, naming how many rows."""
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must have shape (N, D), got {tuple(embeddings.shape)}")
+    if embeddings.shape[0] == 0:
+        raise ValueError("embeddings are empty (N = 0): nothing to evaluate")
+    embeddings = embeddings.to(compute_dtype(embeddings))
+    bad_rows = (~torch.isfinite(embeddings)).any(dim=1)
+    n_bad = int(bad_rows.sum())
+    if n_bad:
+        first = bad_rows.nonzero().flatten()[:5].tolist()
+        raise ValueError(
+            f"embeddings contain NaN or inf in {n_bad} of {embeddings.shape[0]} rows (first rows: {first}); "
+            "all values must be finite"
+        )
+    return embeddings
+
+
+def check_labels(labels: Tensor, n: int, name: str = "labels") -> Tensor:
+    """Return (N,) int64 labels on the caller's device, with an error naming a shape or dtype problem."""
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) to match the embeddings, got {tuple(labels.shape)}")
+    if labels.is_floating_point() or labels.is_complex():
+        raise ValueError(f"{name} must be integers, got dtype {labels.dtype}")
+    return labels.long()
+
+
+def l2_normalise(embeddings: Tensor) -> Tensor:
+    """Unit-normalise rows; a zero row stays zero (with a warning) rather than becoming NaN."""
+    norms = embeddings.norm(dim=1)
+    n_zero = int((norms == 0).sum())
+    if n_zero:
+        warn(f"{n_zero} embedding rows have zero norm; they are left as zero vectors")
+    return F.normalize(embeddings, dim=1)

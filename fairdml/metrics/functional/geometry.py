@@ -1,0 +1,93 @@
+"""Embedding-space geometry of finDML (Wang & Isola 2020 with alpha = 2, t = 2), per set of samples.
+
+All three take L2-normalised embeddings (`fairness_report` normalises before calling them); the
+alignments are exact for any vectors, uniformity's meaning assumes the unit sphere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, compute_dtype, warn
+from fairdml.metrics.functional.knn import pairwise_scores, rows_per_chunk
+
+_SUM_CHUNK_ROWS = 65536  # rows converted to float64 at a time when summing
+
+
+def _pair_distance_sums(embeddings: Tensor, labels: Tensor) -> tuple[float, float, float, float]:
+    """(sum, count) of ||z_i - z_j||^2 over ordered pairs i != j: same-class pairs and all pairs.
+
+    For a set S: sum_{i != j in S} ||z_i - z_j||^2 = 2 |S| sum_i ||z_i||^2 - 2 ||sum_i z_i||^2, so per-class
+    sums of vectors and of squared norms give every pair sum without an (N, N) matrix. Accumulated in
+    float64: the difference of two O(N^2) terms would lose digits in float32.
+    """
+    _, class_of, counts = torch.unique(labels.to(embeddings.device), return_inverse=True, return_counts=True)
+    n_classes, dim = counts.shape[0], embeddings.shape[1]
+    vector_sums = torch.zeros((n_classes, dim), dtype=torch.float64, device=embeddings.device)
+    sq_norm_sums = torch.zeros(n_classes, dtype=torch.float64, device=embeddings.device)
+    for start in range(0, embeddings.shape[0], _SUM_CHUNK_ROWS):
+        block = embeddings[start : start + _SUM_CHUNK_ROWS].double()
+        index = class_of[start : start + _SUM_CHUNK_ROWS]
+        vector_sums.index_add_(0, index, block)
+        sq_norm_sums.index_add_(0, index, (block * block).sum(dim=1))
+    counts64 = counts.double()
+    per_class = 2 * counts64 * sq_norm_sums - 2 * (vector_sums * vector_sums).sum(dim=1)
+    total_vector = vector_sums.sum(dim=0)
+    n = counts64.sum()
+    all_pairs = 2 * n * sq_norm_sums.sum() - 2 * (total_vector * total_vector).sum()
+    same_count = (counts64 * (counts64 - 1)).sum()
+    all_count = n * (n - 1)
+    return float(per_class.sum()), float(same_count), float(all_pairs), float(all_count)
+
+
+def intra_class_alignment(embeddings: Tensor, labels: Tensor) -> float | None:
+    """Mean ||z_i - z_j||^2 over pairs i != j of the same class (lower = tighter classes).
+
+    None (with a warning) when no class has two samples.
+    """
+    same_sum, same_count, _, _ = _pair_distance_sums(embeddings, labels)
+    if same_count == 0:
+        warn("intra_alignment is undefined: no class has two samples in this set; reported as None")
+        return None
+    return same_sum / same_count
+
+
+def inter_class_alignment(embeddings: Tensor, labels: Tensor) -> float | None:
+    """Mean ||z_i - z_j||^2 over pairs of different classes (a much smaller value = a collapsed group).
+
+    Different-class pairs = all pairs minus same-class pairs. None (with a warning) for a single class.
+    """
+    same_sum, same_count, all_sum, all_count = _pair_distance_sums(embeddings, labels)
+    if all_count - same_count == 0:
+        warn("inter_alignment is undefined: this set has a single class; reported as None")
+        return None
+    return (all_sum - same_sum) / (all_count - same_count)
+
+
+def uniformity(
+    embeddings: Tensor, *, t: float = 2.0, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
+) -> float | None:
+    """log mean_{i != j} exp(-t ||z_i - z_j||^2) (lower = spread more evenly over the sphere).
+
+    Pairwise terms are unavoidable, so rows are chunked to the memory budget; each chunk's log-sum-exp is
+    taken in float64 and the chunks are combined with another log-sum-exp, which stays stable for any t.
+    None (with a warning) for fewer than two samples.
+    """
+    embeddings = embeddings.to(compute_dtype(embeddings))
+    n = embeddings.shape[0]
+    if n < 2:
+        warn(f"uniformity is undefined for a set of {n} sample(s); reported as None")
+        return None
+    sq_norms = (embeddings * embeddings).sum(dim=1)
+    item = torch.finfo(embeddings.dtype).bits // 8
+    rows = rows_per_chunk(n, 2 * item + 8, memory_budget_bytes)
+    chunk_lse = []
+    for start in range(0, n, rows):
+        chunk = torch.arange(start, min(start + rows, n), device=embeddings.device)
+        log_kernel = pairwise_scores(embeddings[chunk], embeddings, sq_norms).double().mul_(-t)
+        log_kernel[torch.arange(chunk.shape[0], device=embeddings.device), chunk] = float("-inf")
+        chunk_lse.append(torch.logsumexp(log_kernel, dim=1))
+    return float(torch.logsumexp(torch.cat(chunk_lse), dim=0)) - math.log(n * (n - 1))

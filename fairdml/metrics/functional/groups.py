@@ -1,0 +1,91 @@
+"""Per-subgroup reductions in the manner of fairlearn's MetricFrame: value per group, gap, ratio, worst.
+
+Which direction is worse, per metric (used for "worst_group"):
+- recall@k, map@r, nmi: higher is better, the worst group has the lowest value.
+- inter_alignment: higher is better; the lowest value is the most collapsed group (different classes
+  embedded close together), the failure the paper describes for minorities.
+- intra_alignment: lower is better (tighter classes); the worst group has the highest value.
+- uniformity: lower is better (more evenly spread); the worst group has the highest value (most concentrated).
+- attribute_leakage: lower is better (closer to chance); reported overall only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+LOWER_IS_BETTER = frozenset({"intra_alignment", "uniformity", "attribute_leakage"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a finDML metric name (see the module docstring for why)."""
+    return metric not in LOWER_IS_BETTER
+
+
+def min_over_max(values: list[float]) -> float | None:
+    """fairlearn's ratio min / max, in [0, 1], 1 = equal groups.
+
+    Uniformity is negative (a log of a mean <= 1), where min / max would exceed 1; for all-negative values the
+    ratio is taken on magnitudes (smaller / larger |v|) so it keeps the same reading. Mixed signs or a zero
+    extreme have no meaningful ratio: None.
+    """
+    low, high = min(values), max(values)
+    if low == high:
+        return 1.0
+    if low > 0:
+        return low / high
+    if high < 0:
+        return high / low
+    return None
+
+
+def group_gaps(values: dict[str, float | None], higher_better: bool) -> dict[str, float | str | None]:
+    """Gap (max - min), ratio (min / max) and worst group over the groups that have a value.
+
+    A single group with a value gives gap 0, ratio 1 and itself as worst; none gives None everywhere.
+    """
+    defined = {name: v for name, v in values.items() if v is not None and not math.isnan(v)}
+    if not defined:
+        return {"max_minus_min": None, "min_over_max": None, "worst_group": None}
+    pick = min if higher_better else max
+    worst = pick(defined, key=defined.__getitem__)  # first group in order on ties
+    numbers = list(defined.values())
+    return {
+        "max_minus_min": max(numbers) - min(numbers),
+        "min_over_max": min_over_max(numbers),
+        "worst_group": worst,
+    }
+
+
+def masked_mean(per_query: Tensor, mask: Tensor) -> float | None:
+    """Mean of per-query values under `mask`, ignoring NaN (excluded queries); None if nothing is left."""
+    values = per_query[mask]
+    values = values[~torch.isnan(values)]
+    return float(values.mean()) if values.numel() else None
+
+
+def bootstrap_mean_interval(
+    per_query: Tensor, mask: Tensor, *, n_resamples: int, confidence: float, generator: torch.Generator
+) -> list[float] | None:
+    """Percentile bootstrap interval of the mean of per-query values under `mask` (queries resampled).
+
+    Minority groups are small: a gap without an interval misleads. Cost O(n_resamples * n_queries), done in
+    blocks of resamples so memory stays bounded.
+    """
+    values = per_query[mask]
+    values = values[~torch.isnan(values)].cpu()
+    n = values.numel()
+    if n == 0 or n_resamples <= 0:
+        return None
+    block = max(1, 2**22 // n)
+    means = []
+    for start in range(0, n_resamples, block):
+        size = min(block, n_resamples - start)
+        draws = torch.randint(0, n, (size, n), generator=generator)
+        means.append(values[draws].mean(dim=1))
+    means = torch.cat(means)
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=means.dtype))
+    return [float(low), float(high)]

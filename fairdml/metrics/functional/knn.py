@@ -1,0 +1,108 @@
+"""Exact k-nearest-neighbour search over embeddings, chunked over queries to a memory budget.
+
+Hand-written rather than faiss (PML's backend): faiss runs out of memory on large sets, takes every GPU
+and caps k at 2048 there. Here one chunk of queries is scored against the whole gallery with a matmul and
+reduced with `torch.topk`, so memory is O(chunk * N), never O(N^2), on CPU and GPU alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, compute_dtype
+
+DISTANCES = ("euclidean", "inner_product", "cosine")
+
+
+def rows_per_chunk(n_columns: int, bytes_per_row_entry: int, memory_budget_bytes: int) -> int:
+    """How many query rows of `n_columns` entries (each `bytes_per_row_entry` bytes) fit the budget (>= 1)."""
+    if memory_budget_bytes <= 0:
+        raise ValueError(f"memory_budget_bytes must be positive, got {memory_budget_bytes}")
+    return max(1, memory_budget_bytes // max(1, n_columns * bytes_per_row_entry))
+
+
+def knn_chunk_rows(n_gallery: int, k: int, dtype: torch.dtype, memory_budget_bytes: int) -> int:
+    """Query rows per chunk: the (rows, N) score block plus one temporary, and the (rows, k) top-k outputs
+    with the per-row work callers do on them (labels, masks, float64 cumsums)."""
+    item = torch.finfo(dtype).bits // 8
+    bytes_per_row = 2 * n_gallery * item + k * (item + 8 + 32)
+    return rows_per_chunk(1, bytes_per_row, memory_budget_bytes)
+
+
+def pairwise_scores(queries: Tensor, gallery: Tensor, gallery_sq_norms: Tensor | None) -> Tensor:
+    """(Q, G) squared Euclidean distances if `gallery_sq_norms` is given, else inner products.
+
+    d^2 = |q|^2 + |g|^2 - 2<q, g> (one matmul); clamped at 0 because rounding can make it slightly negative.
+    """
+    scores = queries @ gallery.T
+    if gallery_sq_norms is None:
+        return scores
+    query_sq_norms = (queries * queries).sum(dim=1, keepdim=True)
+    return scores.mul_(-2).add_(gallery_sq_norms).add_(query_sq_norms).clamp_(min=0)
+
+
+def iter_knn_chunks(
+    embeddings: Tensor,
+    k: int,
+    *,
+    distance: str = "euclidean",
+    query_indices: Tensor | None = None,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+    """Yield (query_indices (c,), values (c, k), neighbour_indices (c, k)) chunk by chunk.
+
+    The gallery is every row of `embeddings`; each query is excluded from its own neighbours by index (its
+    score is set to the worst value before top-k), so exact duplicates of the query are still found.
+    Values are Euclidean distances sorted ascending, or similarities (inner product / cosine) sorted
+    descending. float16/bfloat16 inputs are computed in float32.
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
+    x = embeddings.to(compute_dtype(embeddings))
+    n = x.shape[0]
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k must be between 1 and N - 1 = {n - 1} (the query itself is excluded), got {k}")
+    if distance == "cosine":
+        x = F.normalize(x, dim=1)
+    euclidean = distance == "euclidean"
+    sq_norms = (x * x).sum(dim=1) if euclidean else None
+    queries = torch.arange(n, device=x.device) if query_indices is None else query_indices.to(x.device).long()
+    rows = knn_chunk_rows(n, k, x.dtype, memory_budget_bytes)
+    for start in range(0, queries.shape[0], rows):
+        chunk = queries[start : start + rows]
+        scores = pairwise_scores(x[chunk], x, sq_norms)
+        own = torch.arange(chunk.shape[0], device=x.device)
+        scores[own, chunk] = float("inf") if euclidean else float("-inf")
+        values, neighbours = torch.topk(scores, k, dim=1, largest=not euclidean, sorted=True)
+        yield chunk, (values.sqrt_() if euclidean else values), neighbours
+
+
+def knn(
+    embeddings: Tensor,
+    k: int,
+    *,
+    distance: str = "euclidean",
+    query_indices: Tensor | None = None,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+) -> tuple[Tensor, Tensor]:
+    """Exact k nearest neighbours of each query among all other rows: (values (Q, k), indices (Q, k)).
+
+    See `iter_knn_chunks`; this concatenates its chunks (the output itself is O(Q * k)).
+    """
+    chunks = list(
+        iter_knn_chunks(
+            embeddings,
+            k,
+            distance=distance,
+            query_indices=query_indices,
+            memory_budget_bytes=memory_budget_bytes,
+        )
+    )
+    if not chunks:
+        empty = embeddings.new_empty((0, k), dtype=compute_dtype(embeddings))
+        return empty, torch.empty((0, k), dtype=torch.long, device=embeddings.device)
+    return torch.cat([c[1] for c in chunks]), torch.cat([c[2] for c in chunks])

@@ -1,0 +1,260 @@
+"""The finDML report: every figure overall, per subgroup and as gaps, as one JSON-able dict.
+
+Per-subgroup semantics (the paper's): a query belongs to its own subgroup, the gallery is everyone; NMI and
+the geometry figures are computed on the group's samples alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fairdml.metrics.functional._common import (
+    DEFAULT_MEMORY_BUDGET_BYTES,
+    FairnessMetricWarning,
+    as_tensor,
+    check_embeddings,
+    check_labels,
+    l2_normalise,
+    warn,
+)
+from fairdml.metrics.functional.clustering import kmeans_nmi
+from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
+from fairdml.metrics.functional.groups import (
+    bootstrap_mean_interval,
+    group_gaps,
+    higher_is_better,
+    masked_mean,
+)
+from fairdml.metrics.functional.leakage import attribute_leakage
+from fairdml.metrics.functional.retrieval import retrieval_per_query
+
+GEOMETRY_METRICS = ("inter_alignment", "intra_alignment", "uniformity")
+
+
+def metric_names(ks: Sequence[int]) -> list[str]:
+    """Report metric names in report order (attribute_leakage, overall only, comes last)."""
+    return [f"recall@{k}" for k in ks] + ["map@r", "nmi", *GEOMETRY_METRICS]
+
+
+def encode_groups(
+    groups: Tensor | np.ndarray | Sequence, group_names: Sequence[str] | None, n: int
+) -> tuple[Tensor, list[str]]:
+    """Map groups to codes 0..G-1 indexing the returned names.
+
+    Integer groups with `group_names`: code i is group_names[i]. String groups with `group_names`: each
+    value must be one of the names. Without names: the sorted distinct values, as strings.
+    """
+    array = groups.detach().cpu().numpy() if isinstance(groups, Tensor) else np.asarray(groups)
+    if array.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},) to match the embeddings, got {array.shape}")
+    if group_names is not None:
+        group_names = [str(name) for name in group_names]
+        if len(set(group_names)) != len(group_names):
+            raise ValueError(f"group_names has duplicates: {group_names}")
+    if array.dtype.kind in "iub":
+        if group_names is None:
+            distinct, codes = np.unique(array, return_inverse=True)
+            return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
+        out_of_range = (array < 0) | (array >= len(group_names))
+        if out_of_range.any():
+            raise ValueError(
+                f"group codes must be in [0, {len(group_names)}) to index group_names {group_names}; "
+                f"found {sorted(set(array[out_of_range].tolist()))[:5]}"
+            )
+        return torch.as_tensor(array, dtype=torch.long), group_names
+    if array.dtype.kind not in "USO":
+        raise ValueError(f"groups must be integer codes or strings, got dtype {array.dtype}")
+    values = array.astype(str)
+    if group_names is None:
+        distinct, codes = np.unique(values, return_inverse=True)
+        return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
+    unknown = sorted(set(values.tolist()) - set(group_names))
+    if unknown:
+        raise ValueError(f"groups contain values not in group_names {group_names}: {unknown[:5]}")
+    position = {name: i for i, name in enumerate(group_names)}
+    return torch.as_tensor([position[v] for v in values.tolist()], dtype=torch.long), group_names
+
+
+@contextlib.contextmanager
+def _warnings_prefixed(prefix: str) -> Iterator[None]:
+    """Re-issue the metric warnings raised inside with `prefix`, so a message names its group."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FairnessMetricWarning)
+        yield
+    for item in caught:
+        if issubclass(item.category, FairnessMetricWarning):
+            warn(f"{prefix}{item.message}")
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+
+
+def _set_metrics(
+    embeddings: Tensor, labels: Tensor, seed: int, n_init: int, memory_budget_bytes: int
+) -> dict[str, float | None]:
+    """NMI and geometry on one set of samples (overall or a group's)."""
+    return {
+        "nmi": kmeans_nmi(embeddings, labels, seed=seed, n_init=n_init),
+        "inter_alignment": inter_class_alignment(embeddings, labels),
+        "intra_alignment": intra_class_alignment(embeddings, labels),
+        "uniformity": uniformity(embeddings, memory_budget_bytes=memory_budget_bytes),
+    }
+
+
+def _json_safe(value):
+    """NaN/inf become None and tensors/numpy scalars become Python numbers, so json.dumps stays valid."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (Tensor, np.generic)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def fairness_report(
+    embeddings: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray,
+    groups: Tensor | np.ndarray | Sequence,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    seed: int = 0,
+    group_names: Sequence[str] | None = None,
+    leakage: bool = True,
+    *,
+    distance: str = "euclidean",
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    n_init: int = 1,
+    bootstrap_resamples: int = 0,
+    confidence: float = 0.95,
+) -> dict:
+    """finDML report of (N, D) embeddings with (N,) class labels and (N,) subgroups (codes or strings).
+
+    Embeddings are L2-normalised first (the paper's Z; a no-op for a normalised head). NaN/inf rows raise a
+    ValueError naming how many. Edge cases (empty group, single-sample class, k > gallery, single group,
+    single-class group) give None / clamped values, a `FairnessMetricWarning`, and an entry in "warnings".
+    `bootstrap_resamples` > 0 adds percentile intervals of recall@k and map@r under "intervals".
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FairnessMetricWarning)
+        report = _build_report(
+            embeddings, labels, groups, ks, seed, group_names, leakage,
+            distance, memory_budget_bytes, n_init, bootstrap_resamples, confidence,
+        )  # fmt: skip
+    messages = []
+    for item in caught:
+        if issubclass(item.category, FairnessMetricWarning) and str(item.message) not in messages:
+            messages.append(str(item.message))
+        warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    report["warnings"] = messages
+    return _json_safe(report)
+
+
+def _build_report(
+    embeddings, labels, groups, ks, seed, group_names, leakage,
+    distance, memory_budget_bytes, n_init, bootstrap_resamples, confidence,
+) -> dict:  # fmt: skip
+    x = check_embeddings(as_tensor(embeddings, "embeddings"))
+    n = x.shape[0]
+    y = check_labels(as_tensor(labels, "labels"), n).to(x.device)
+    codes, names = encode_groups(groups, group_names, n)
+    codes = codes.to(x.device)
+    ks = list(dict.fromkeys(int(k) for k in ks))
+    z = l2_normalise(x)
+    names_in_order = metric_names(ks)
+
+    retrieval = retrieval_per_query(z, y, ks, distance=distance, memory_budget_bytes=memory_budget_bytes)
+    per_query = {f"recall@{k}": retrieval.recall[k] for k in ks}
+    per_query["map@r"] = retrieval.map_at_r
+    everyone = torch.ones(n, dtype=torch.bool, device=x.device)
+
+    overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
+    overall |= _set_metrics(z, y, seed, n_init, memory_budget_bytes)
+    chance = None
+    if leakage:
+        probe = attribute_leakage(z, codes, seed=seed)
+        overall["attribute_leakage"], chance = probe.balanced_accuracy, probe.chance_level
+    else:
+        overall["attribute_leakage"] = None
+
+    group_entries, excluded_by_group = {}, {}
+    for code, name in enumerate(names):
+        mask = codes == code
+        n_group = int(mask.sum())
+        entry: dict = {"n": n_group}
+        excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
+        if n_group == 0:
+            warn(f"group {name!r} has no samples; its metrics are None")
+            entry |= dict.fromkeys(names_in_order)
+        else:
+            with _warnings_prefixed(f"group {name!r}: "):
+                for metric, values in per_query.items():
+                    entry[metric] = masked_mean(values, mask)
+                if entry[f"recall@{ks[0]}"] is None:
+                    warn("no query has a positive in the gallery; recall@k and map@r are None")
+                entry |= _set_metrics(z[mask], y[mask], seed, n_init, memory_budget_bytes)
+        group_entries[name] = entry
+
+    populated = [name for name, entry in group_entries.items() if entry["n"] > 0]
+    if len(populated) == 1:
+        warn(f"only one group ({populated[0]!r}) has samples: gaps are 0 and ratios 1 by definition")
+    gaps = {
+        metric: group_gaps({g: e[metric] for g, e in group_entries.items()}, higher_is_better(metric))
+        for metric in names_in_order
+    }
+    report = {
+        "n": n,
+        "overall": overall,
+        "groups": group_entries,
+        "gaps": gaps,
+        "excluded": {
+            "queries_without_positive": int((~retrieval.has_positive).sum()),
+            "queries_without_positive_by_group": excluded_by_group,
+        },
+        "chance_level": {"attribute_leakage": chance},
+        "settings": {
+            "ks": ks,
+            "effective_ks": {str(k): v for k, v in retrieval.effective_ks.items()},
+            "seed": seed,
+            "distance": distance,
+            "kmeans_n_init": n_init,
+            "alpha": 2,
+            "t": 2,
+            "leakage": leakage,
+            "bootstrap_resamples": bootstrap_resamples,
+        },
+    }
+    if bootstrap_resamples > 0:
+        report["intervals"] = _intervals(per_query, codes, names, bootstrap_resamples, confidence, seed)
+        report["settings"]["confidence"] = confidence
+    return report
+
+
+def _intervals(
+    per_query: dict[str, Tensor],
+    codes: Tensor,
+    names: list[str],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, dict[str, list[float] | None]]:
+    """Bootstrap intervals of the per-query metrics, overall and per group (queries resampled, seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for metric, values in per_query.items():
+        masks = {"overall": torch.ones_like(codes, dtype=torch.bool)}
+        masks |= {name: codes == code for code, name in enumerate(names)}
+        out[metric] = {
+            key: bootstrap_mean_interval(
+                values, mask, n_resamples=resamples, confidence=confidence, generator=generator
+            )
+            for key, mask in masks.items()
+        }
+    return out

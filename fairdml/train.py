@@ -1,0 +1,128 @@
+"""One training job: config → data module → model (+ callbacks) → Lightning fit/test → run folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from fairdml.config import to_container
+from fairdml.data.datamodule import DMLDataModule
+from fairdml.models.embedding import save_embedding_model
+from fairdml.models.module import DMLModule
+from fairdml.reports.loggers import create_loggers
+
+RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
+
+
+def resolve_run_dir(cfg: DictConfig) -> Path:
+    """cfg.run_dir, else the folder a parent DDP process chose, else outputs/<experiment>/<time>."""
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    if os.environ.get(RUN_DIR_ENV):
+        return Path(os.environ[RUN_DIR_ENV])
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f")
+    return Path(cfg.output_dir) / cfg.experiment / stamp
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor=cfg.checkpoint.monitor,
+            mode=cfg.checkpoint.mode, save_last=cfg.checkpoint.save_last, save_top_k=cfg.checkpoint.save_top_k,
+            auto_insert_metric_name=False,
+        )  # fmt: skip
+    ]
+    if cfg.parade.enabled:
+        from fairdml.callbacks.parade import Parade
+
+        callbacks.append(Parade.from_config(to_container(cfg.parade)))
+    return callbacks
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    if cfg.resume is None:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
+    if not path.is_file():
+        raise FileNotFoundError(f"resume={cfg.resume!r}: no checkpoint at {path} (set run_dir to the run to resume)")
+    return str(path)
+
+
+def run_training(cfg: DictConfig) -> Path:
+    """Train, test on held-out classes, and write the run folder (see docs/architecture.md)."""
+    run_dir = resolve_run_dir(cfg)
+    previous_env = os.environ.get(RUN_DIR_ENV)
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    try:
+        return _run(cfg, run_dir)
+    finally:
+        if previous_env is None:
+            os.environ.pop(RUN_DIR_ENV, None)
+        else:
+            os.environ[RUN_DIR_ENV] = previous_env
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> Path:
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = to_container(cfg)
+    datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    dataset_labels = datamodule.views["train"].base.labels
+    module = DMLModule(
+        config, num_classes=int(dataset_labels.max()) + 1, group_names=datamodule.group_names,
+        group_attribute=datamodule.group_attribute,
+    )  # fmt: skip
+    trainer_cfg = to_container(cfg.trainer)
+    trainer = L.Trainer(
+        **trainer_cfg, default_root_dir=str(run_dir), use_distributed_sampler=False,
+        callbacks=build_callbacks(cfg, run_dir),
+        logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config),
+    )  # fmt: skip
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        _write_json(run_dir / "data_summary.json", datamodule.summary())
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+    if cfg.evaluation.test_after_fit:
+        has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
+        if trainer.is_global_zero:
+            _write_test_outputs(cfg, run_dir, module, datamodule, trainer)
+    if trainer.is_global_zero:
+        print(f"\nfairdml: run finished; outputs in {run_dir.resolve()}")
+    return run_dir
+
+
+def _write_test_outputs(cfg, run_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer) -> None:
+    report = dict(module.reports["test"])
+    report["meta"] = {
+        "experiment": cfg.experiment,
+        "seed": cfg.seed,
+        "split": "test",
+        "group_attribute": datamodule.group_attribute,
+        "best_checkpoint": trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None,
+        "epochs_trained": trainer.current_epoch,
+        "skipped_nonfinite_batches": module.skipped_nonfinite,
+    }
+    _write_json(run_dir / "report.json", report)
+    gathered = module.test_embeddings
+    names = np.array(datamodule.group_names, dtype=object)
+    np.savez(
+        run_dir / "embeddings_test.npz",
+        embeddings=gathered["embeddings"].numpy().astype(np.float32),
+        labels=gathered["labels"].numpy(),
+        groups=names[gathered["groups"].numpy()].astype(str),
+        group_attribute=np.array(datamodule.group_attribute),
+    )
+    save_embedding_model(module.model, run_dir / "model.pt", extra={"experiment": cfg.experiment})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, default=str, allow_nan=False))
