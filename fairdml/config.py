@@ -126,10 +126,12 @@ class EvaluationConfig:
 
 @dataclass
 class ParadeConfig:
+    """PARADE callback (fairdml.callbacks.parade, docs/parade.md); keys are Parade's arguments."""
+
     enabled: bool = False
     attributes: list[str] = field(default_factory=lambda: ["style"])
-    strength: Any = 4.0  # rho' (sum over dims); one value or one per attribute
-    schedule: str = "constant"  # constant | linear | cosine
+    strength: Any = 4.0  # rho' = rho / D (sum over dims, D = attribute_embedding_dim); one value or a list
+    schedule: str = "constant"  # constant | linear | cosine (ramp 0 -> strength over warmup_steps)
     warmup_steps: int = 0
     projection_hidden: int = 512
     projection_lr: float = 1e-3
@@ -137,8 +139,11 @@ class ParadeConfig:
     attribute_loss: str = "margin"
     attribute_loss_kwargs: dict[str, Any] = field(default_factory=dict)
     attribute_miner: str | None = "distance_weighted"
+    attribute_miner_kwargs: dict[str, Any] = field(default_factory=dict)
     attribute_loss_weight: float = 1.0
-    attribute_through_backbone: bool = True
+    attribute_through_backbone: bool = True  # False: the attribute loss trains its head only
+    reverse_attribute_branch: bool = True  # MIC: both embeddings pass the reversal; False: e_c only
+    attribute_lr: float | None = None  # attribute heads; None: optim.lr
 
 
 @dataclass

@@ -11,13 +11,48 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
+CELEBA_ATTRIBUTES = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 
 LFW_ATTRIBUTES = ("Male", "Asian", "White", "Black", "Baby", "Child", "Youth", "Middle Aged", "Senior")
 
@@ -86,7 +121,8 @@ def write_lfw(
         (root / "lfw_attributes.csv").write_text("\n".join(lines) + "\n")
     else:
         lines = [
-            "# LFW attributes file (v0.1). See http://www.cs.columbia.edu/CAVE/databases/pubfig/ for more info.",
+            "# LFW attributes file (v0.1). "
+            "See http://www.cs.columbia.edu/CAVE/databases/pubfig/ for more info.",
             "#\tperson\timagenum\t" + "\t".join(LFW_ATTRIBUTES),
         ]
         lines += [f"{p}\t{n}\t" + "\t".join(str(v) for v in s) for p, n, s in rows]
@@ -122,11 +158,15 @@ def write_cub(root: Path, names_file_at: str = "archive") -> dict:
         class_ids.append(class_id)
         write_jpeg(base / "images" / images[-1], seed=image_id)
     (base / "images.txt").write_text("".join(f"{i} {p}\n" for i, p in enumerate(images, start=1)))
-    (base / "image_class_labels.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(class_ids, start=1)))
+    (base / "image_class_labels.txt").write_text(
+        "".join(f"{i} {c}\n" for i, c in enumerate(class_ids, start=1))
+    )
     (base / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CUB_CLASSES, start=1)))
     names_dir = {"archive": root, "base": base, "attributes": base / "attributes"}[names_file_at]
     names_dir.mkdir(parents=True, exist_ok=True)
-    (names_dir / "attributes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1)))
+    (names_dir / "attributes.txt").write_text(
+        "".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1))
+    )
     # image id -> {attribute id: certainty} of flags marked present (ids 3..6 are the primary colours)
     present = {
         1: {5: 4},  # black only

@@ -9,6 +9,7 @@ forked worker and gets copied page by page; a numpy bytes array is not).
 from __future__ import annotations
 
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -105,6 +106,14 @@ def examples(items: Sequence[str]) -> str:
     return shown + (f", ... ({len(items) - _SHOWN} more)" if len(items) > _SHOWN else "")
 
 
+def _outside_package_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside fairdml.data, so warnings point at user code."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("fairdml.data"):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 class ImageFileDataset(DMLDataset):
     """A DMLDataset whose images are files under `image_root`, with the bookkeeping the readers share.
 
@@ -155,7 +164,7 @@ class ImageFileDataset(DMLDataset):
         warnings.warn(
             f"{self.dataset_name}: dropped {len(removed)} image(s): {reason}: {examples(removed)}",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_outside_package_stacklevel(),
         )
 
     # ---- final assembly -----------------------------------------------------------------------------

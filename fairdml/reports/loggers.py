@@ -1,41 +1,186 @@
 """Loggers for every run: a CSV logger always (local files that need no W&B), W&B offline by default.
 
 Online `wandb.init` without a network hangs and then raises inside `Trainer.fit` (PITFALLS.md), so W&B
-is offline unless the user asks for online and has a key, and a W&B failure never kills the run.
+is offline unless the user asks for online and has a key, the W&B run starts here (not lazily inside the
+Trainer) with a bounded timeout and falls back to offline, and every later W&B call is guarded: a W&B
+failure only warns. The W&B run id is kept in the run folder so a resumed run appends to the same W&B run,
+at the resumed global step (Lightning's WandbLogger logs `trainer/global_step` as the x-axis).
 """
 
 from __future__ import annotations
 
+import functools
+import netrc
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+
+WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # in the run folder: the W&B run a resume continues
+
+
+def _has_wandb_key() -> bool:
+    """A key in $WANDB_API_KEY or in the netrc entry `wandb login` writes (no network access)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def wandb_mode(requested: str) -> str:
     """Online only when asked and a key is present; otherwise offline (or disabled)."""
     if requested not in ("offline", "online", "disabled"):
         raise ValueError(f"logger.wandb.mode must be offline, online or disabled, got {requested!r}")
-    if requested == "online" and not os.environ.get("WANDB_API_KEY"):
-        warnings.warn("logger.wandb.mode=online but WANDB_API_KEY is not set: logging offline", stacklevel=2)
+    if requested == "online" and not _has_wandb_key():
+        warnings.warn(
+            "logger.wandb.mode=online but no W&B key (WANDB_API_KEY or `wandb login`): logging offline",
+            stacklevel=2,
+        )
         return "offline"
     return requested
 
 
+def _guarded(method: Callable) -> Callable:
+    """Run a logger method; on any exception warn once and turn this W&B logger off."""
+
+    @functools.wraps(method)
+    def wrapper(self: SafeWandbLogger, *args: Any, **kwargs: Any) -> Any:
+        if self.broken:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - tracking must never kill a run
+            self.broken = True
+            warnings.warn(f"W&B logging stopped after {method.__name__} failed: {error!r}", stacklevel=2)
+            return None
+
+    return wrapper
+
+
+class SafeWandbLogger(WandbLogger):
+    """Lightning's WandbLogger whose failures warn instead of raising."""
+
+    broken = False
+
+    log_metrics = _guarded(WandbLogger.log_metrics)
+    log_hyperparams = _guarded(WandbLogger.log_hyperparams)
+    log_table = _guarded(WandbLogger.log_table)
+    log_image = _guarded(WandbLogger.log_image)
+    after_save_checkpoint = _guarded(WandbLogger.after_save_checkpoint)
+    finalize = _guarded(WandbLogger.finalize)
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The id stored in the run folder (a resume), else the W&B agent's $WANDB_RUN_ID, else a new one."""
+    path = run_dir / WANDB_RUN_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        return path.read_text().strip()
+    if os.environ.get("WANDB_RUN_ID"):
+        return os.environ["WANDB_RUN_ID"]
+    from wandb.util import generate_id
+
+    return generate_id()
+
+
+def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, config: dict) -> SafeWandbLogger:
+    """Create the logger and start its W&B run now, so a hang or failure happens here, bounded and caught."""
+    import wandb
+
+    run_id = wandb_run_id(run_dir)
+    logger = SafeWandbLogger(
+        project=wandb_cfg["project"], entity=wandb_cfg["entity"], name=run_name, save_dir=str(run_dir),
+        mode=mode, tags=list(wandb_cfg["tags"]), log_model=wandb_cfg["log_model"], config=config,
+        id=run_id, settings=wandb.Settings(init_timeout=float(wandb_cfg["init_timeout"])),
+    )  # fmt: skip
+    logger.experiment  # noqa: B018 - starts the W&B run on rank zero (a dummy on the others)
+    if rank_zero_only.rank == 0:
+        (run_dir / WANDB_RUN_ID_FILE).write_text(run_id + "\n")
+    return logger
+
+
+def create_wandb_logger(wandb_cfg: dict, run_dir: Path, run_name: str, config: dict) -> SafeWandbLogger | None:
+    """The W&B logger, or None (with a warning) when W&B cannot start even offline."""
+    mode = wandb_mode(wandb_cfg["mode"])
+    if not wandb_cfg["enabled"] or mode == "disabled":
+        return None
+    try:
+        return _start_wandb(wandb_cfg, mode, run_dir, run_name, config)
+    except Exception as error:  # noqa: BLE001 - tracking must never kill a run
+        if mode != "online":
+            warnings.warn(f"W&B logger disabled: {error!r}", stacklevel=2)
+            return None
+        warnings.warn(f"W&B online start failed ({error!r}); logging offline (`wandb sync` later)", stacklevel=2)
+    _finish_current_run()
+    try:
+        return _start_wandb(wandb_cfg, "offline", run_dir, run_name, config)
+    except Exception as error:  # noqa: BLE001
+        warnings.warn(f"W&B logger disabled: {error!r}", stacklevel=2)
+        return None
+
+
 def create_loggers(logger_cfg: dict, run_dir: Path, run_name: str, config: dict) -> list[Logger]:
+    """CSV logger (if `logger.csv`) and the W&B logger (if enabled and it starts)."""
     loggers: list[Logger] = []
     if logger_cfg["csv"]:
         loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
-    wandb_cfg = logger_cfg["wandb"]
-    if wandb_cfg["enabled"] and wandb_mode(wandb_cfg["mode"]) != "disabled":
-        try:
-            wandb_logger = WandbLogger(
-                project=wandb_cfg["project"], entity=wandb_cfg["entity"], name=run_name,
-                save_dir=str(run_dir), mode=wandb_mode(wandb_cfg["mode"]), tags=list(wandb_cfg["tags"]),
-                log_model=wandb_cfg["log_model"], config=config,
-            )  # fmt: skip
-            loggers.append(wandb_logger)
-        except Exception as error:  # noqa: BLE001 - tracking must never kill a run
-            warnings.warn(f"W&B logger disabled: {error}", stacklevel=2)
+    wandb_logger = create_wandb_logger(logger_cfg["wandb"], run_dir, run_name, config)
+    if wandb_logger is not None:
+        loggers.append(wandb_logger)
     return loggers
+
+
+def find_wandb_logger(loggers: list[Logger]) -> SafeWandbLogger | None:
+    """The working W&B logger among a trainer's loggers, if any."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and not getattr(logger, "broken", False):
+            return logger  # type: ignore[return-value]
+    return None
+
+
+@rank_zero_only
+def log_run_files(loggers: list[Logger], run_dir: Path, log_model: bool) -> None:
+    """After the test: the finDML report as a W&B file and, with `log_model`, `model.pt` as a model artifact."""
+    logger = find_wandb_logger(loggers)
+    if logger is None:
+        return
+    try:
+        import wandb
+
+        run = logger.experiment
+        report = run_dir / "report.json"
+        if report.is_file():
+            run.save(str(report), base_path=str(run_dir), policy="now")
+        model = run_dir / "model.pt"
+        if log_model and model.is_file():
+            artifact = wandb.Artifact(name=f"model-{run.id}", type="model", metadata={"format": "fairdml"})
+            artifact.add_file(str(model))
+            if report.is_file():
+                artifact.add_file(str(report))
+            run.log_artifact(artifact, aliases=["latest", "exported"])
+    except Exception as error:  # noqa: BLE001 - tracking must never kill a run
+        warnings.warn(f"W&B could not log the run files: {error!r}", stacklevel=2)
+
+
+def _finish_current_run() -> None:
+    try:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.run.finish()
+    except Exception as error:  # noqa: BLE001
+        warnings.warn(f"W&B finish failed: {error!r}", stacklevel=2)
+
+
+@rank_zero_only
+def finish_loggers(loggers: list[Logger]) -> None:
+    """Close the W&B run so its files are complete when `run_training` returns (not only at exit)."""
+    if find_wandb_logger(loggers) is not None:
+        _finish_current_run()

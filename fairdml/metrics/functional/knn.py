@@ -25,11 +25,11 @@ def rows_per_chunk(n_columns: int, bytes_per_row_entry: int, memory_budget_bytes
     return max(1, memory_budget_bytes // max(1, n_columns * bytes_per_row_entry))
 
 
-def knn_chunk_rows(n_gallery: int, k: int, dtype: torch.dtype, memory_budget_bytes: int) -> int:
-    """Query rows per chunk: the (rows, N) score block plus one temporary, and the (rows, k) top-k outputs
-    with the per-row work callers do on them (labels, masks, float64 cumsums)."""
+def knn_chunk_rows(n_gallery: int, k: int, dim: int, dtype: torch.dtype, memory_budget_bytes: int) -> int:
+    """Query rows per chunk: the (rows, N) score block plus one temporary, the (rows, k) top-k outputs with
+    the per-row work callers do on them (labels, masks, float64 cumsums), and (rows, k, D) when refining."""
     item = torch.finfo(dtype).bits // 8
-    bytes_per_row = 2 * n_gallery * item + k * (item + 8 + 32)
+    bytes_per_row = 2 * n_gallery * item + k * (item + 8 + 32) + k * dim * item
     return rows_per_chunk(1, bytes_per_row, memory_budget_bytes)
 
 
@@ -52,6 +52,7 @@ def iter_knn_chunks(
     distance: str = "euclidean",
     query_indices: Tensor | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    refine_distances: bool = True,
 ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
     """Yield (query_indices (c,), values (c, k), neighbour_indices (c, k)) chunk by chunk.
 
@@ -59,6 +60,10 @@ def iter_knn_chunks(
     score is set to the worst value before top-k), so exact duplicates of the query are still found.
     Values are Euclidean distances sorted ascending, or similarities (inner product / cosine) sorted
     descending. float16/bfloat16 inputs are computed in float32.
+
+    The search uses d^2 = |q|^2 + |g|^2 - 2<q, g>, which loses digits near d = 0 (an exact duplicate can show
+    d ~ 1e-3 in float32); with `refine_distances` the k returned distances are recomputed as ||q - g||.
+    Callers that only need the neighbour order (retrieval) turn it off.
     """
     if distance not in DISTANCES:
         raise ValueError(f"distance must be one of {DISTANCES}, got {distance!r}")
@@ -71,14 +76,20 @@ def iter_knn_chunks(
     euclidean = distance == "euclidean"
     sq_norms = (x * x).sum(dim=1) if euclidean else None
     queries = torch.arange(n, device=x.device) if query_indices is None else query_indices.to(x.device).long()
-    rows = knn_chunk_rows(n, k, x.dtype, memory_budget_bytes)
+    refine = euclidean and refine_distances
+    rows = knn_chunk_rows(n, k, x.shape[1] if refine else 0, x.dtype, memory_budget_bytes)
     for start in range(0, queries.shape[0], rows):
         chunk = queries[start : start + rows]
         scores = pairwise_scores(x[chunk], x, sq_norms)
         own = torch.arange(chunk.shape[0], device=x.device)
         scores[own, chunk] = float("inf") if euclidean else float("-inf")
         values, neighbours = torch.topk(scores, k, dim=1, largest=not euclidean, sorted=True)
-        yield chunk, (values.sqrt_() if euclidean else values), neighbours
+        if refine:  # exact distances can reorder near-ties inside the top k: sort again
+            values, order = (x[chunk].unsqueeze(1) - x[neighbours]).norm(dim=2).sort(dim=1, stable=True)
+            neighbours = neighbours.gather(1, order)
+        elif euclidean:
+            values = values.sqrt_()
+        yield chunk, values, neighbours
 
 
 def knn(
@@ -88,6 +99,7 @@ def knn(
     distance: str = "euclidean",
     query_indices: Tensor | None = None,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    refine_distances: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of each query among all other rows: (values (Q, k), indices (Q, k)).
 
@@ -100,6 +112,7 @@ def knn(
             distance=distance,
             query_indices=query_indices,
             memory_budget_bytes=memory_budget_bytes,
+            refine_distances=refine_distances,
         )
     )
     if not chunks:

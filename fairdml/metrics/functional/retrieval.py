@@ -33,10 +33,10 @@ def _clamp_ks(ks: Sequence[int], gallery_size: int) -> tuple[dict[int, int], lis
         raise ValueError(f"every k must be >= 1, got {list(ks)}")
     effective, messages = {}, []
     for k in ks:
-        effective[int(k)] = min(int(k), gallery_size)
+        effective[int(k)] = max(1, min(int(k), gallery_size))  # N = 1: no gallery, every query is excluded
         if int(k) > gallery_size:
             messages.append(
-                f"recall@{k}: k exceeds the gallery ({gallery_size} samples); clamped to {gallery_size}"
+                f"recall@{k}: k exceeds the gallery ({gallery_size} samples); clamped to {effective[int(k)]}"
             )
     return effective, messages
 
@@ -64,7 +64,7 @@ def retrieval_per_query(
     _, class_of, class_counts = torch.unique(labels, return_inverse=True, return_counts=True)
     positives = class_counts[class_of] - 1  # R_i
     has_positive = positives > 0
-    effective_ks, messages = _clamp_ks(ks, max(n - 1, 1))
+    effective_ks, messages = _clamp_ks(ks, n - 1)
     recall = {k: torch.full((n,), float("nan"), dtype=torch.float64, device=device) for k in effective_ks}
     map_at_r = torch.full((n,), float("nan"), dtype=torch.float64, device=device)
     n_excluded = int((~has_positive).sum())
@@ -81,7 +81,12 @@ def retrieval_per_query(
 
     width = min(n - 1, max(max(effective_ks.values()), int(positives.max())))
     for queries, _, neighbours in iter_knn_chunks(
-        embeddings, width, distance=distance, query_indices=valid, memory_budget_bytes=memory_budget_bytes
+        embeddings,
+        width,
+        distance=distance,
+        query_indices=valid,
+        memory_budget_bytes=memory_budget_bytes,
+        refine_distances=False,
     ):
         matches = labels[neighbours] == labels[queries].unsqueeze(1)  # (c, K)
         for k, k_used in effective_ks.items():

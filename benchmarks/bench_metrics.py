@@ -1,0 +1,173 @@
+"""Time and peak memory of fairdml's Recall@k + mAP@R + NMI against PML's AccuracyCalculator (faiss).
+
+Both sides get the same seeded, clustered, L2-normalised float32 embeddings (D = 128, ~50 samples per
+class) on the CPU with the same thread count. fairdml computes recall@1/2/4/8 and map@r (exact chunked
+torch kNN) and NMI (scikit-learn k-means++, n_init = 1); PML computes precision_at_1 (= recall@1),
+mean_average_precision_at_r and NMI (faiss IndexFlatL2 and faiss k-means, 20 iterations).
+
+Each measurement runs in a fresh subprocess. Peak memory = peak RSS during the call minus RSS just before
+it: the peak is reset with /proc/self/clear_refs and read from VmHWM (fallback: ru_maxrss), so it counts
+torch/faiss/numpy native allocations, which tracemalloc would miss.
+
+    nice python benchmarks/bench_metrics.py --sizes 10000 100000 --nmi-max-n 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+PER_CLASS = 50
+DIM = 128
+NOISE = 2.0  # gives recall@1 ~ 0.73, mAP@R ~ 0.21 at N = 10k: neither trivial nor hopeless
+
+
+def make_embeddings(n: int, dim: int = DIM, seed: int = 0):
+    """Clustered unit vectors in float32 (no float64 temporaries, so the RSS baseline stays honest)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n_classes = max(2, n // PER_CLASS)
+    labels = rng.integers(0, n_classes, n)
+    centers = rng.standard_normal((n_classes, dim), dtype=np.float32)
+    x = centers[labels] + NOISE * rng.standard_normal((n, dim), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x, labels
+
+
+def _memory_kib() -> dict[str, int]:
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "VmHWM")):
+                key, value = line.split(":")
+                fields[key] = int(value.split()[0])
+    return fields
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_fairdml(x, labels, with_nmi: bool) -> dict:
+    import torch
+
+    from fairdml.metrics.functional import kmeans_nmi, retrieval_per_query
+
+    z, y = torch.from_numpy(x), torch.from_numpy(labels)
+    result = retrieval_per_query(z, y, ks=(1, 2, 4, 8))
+    out = {"recall@1": float(result.recall[1].nanmean()), "map@r": float(result.map_at_r.nanmean())}
+    if with_nmi:
+        out["nmi"] = kmeans_nmi(z, y, seed=0)
+    return out
+
+
+def run_pml(x, labels, with_nmi: bool) -> dict:
+    import torch
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+    include = ("precision_at_1", "mean_average_precision_at_r") + (("NMI",) if with_nmi else ())
+    calculator = AccuracyCalculator(include=include, k="max_bin_count", device=torch.device("cpu"))
+    result = calculator.get_accuracy(x, labels)
+    out = {"recall@1": result["precision_at_1"], "map@r": result["mean_average_precision_at_r"]}
+    if with_nmi:
+        out["nmi"] = result["NMI"]
+    return out
+
+
+def measure_one(method: str, n: int, with_nmi: bool, threads: int) -> dict:
+    """One measurement in this (fresh) process; printed as a JSON line for the parent."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if method == "pml":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
+    x, labels = make_embeddings(n)
+    run = run_fairdml if method == "fairdml" else run_pml
+    run(x[:200], labels[:200], with_nmi)  # warm up imports and kernels outside the measurement
+    before = _memory_kib()["VmRSS"]
+    exact_peak = _reset_peak()
+    start = time.perf_counter()
+    values = run(x, labels, with_nmi)
+    seconds = time.perf_counter() - start
+    peak = _memory_kib()["VmHWM"] if exact_peak else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "method": method,
+        "n": n,
+        "nmi": with_nmi,
+        "seconds": seconds,
+        "peak_mib": (peak - before) / 1024,
+        "peak_source": "VmHWM" if exact_peak else "ru_maxrss",
+        "values": values,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--nmi-max-n", type=int, default=10_000, help="skip NMI (both sides) above this N")
+    parser.add_argument("--threads", type=int, default=1, help="torch, faiss and OpenMP threads for both")
+    parser.add_argument("--one", nargs=3, metavar=("METHOD", "N", "NMI"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        method, n, nmi = args.one
+        print(json.dumps(measure_one(method, int(n), nmi == "1", args.threads)))
+        return
+
+    env = os.environ | {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    rows = []
+    for n in args.sizes:
+        with_nmi = n <= args.nmi_max_n
+        for method in ("fairdml", "pml"):
+            command = [sys.executable, __file__, "--threads", str(args.threads), "--one", method, str(n)]
+            output = subprocess.run(
+                [*command, str(int(with_nmi))], env=env, check=True, capture_output=True, text=True
+            )
+            rows.append(json.loads(output.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), file=sys.stderr)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per side")
+    print(format_table(rows, args.sizes))
+
+
+def format_table(rows: list[dict], sizes: list[int]) -> str:
+    """One line per N: metrics computed, time and peak-RSS of both sides, their ratio, and the values."""
+    columns = ["N", "metrics", "fairdml s", "PML s", "fairdml/PML", "fairdml MiB", "PML MiB", "recall@1 f/P"]
+    columns += ["map@r f/P", "nmi f/P"]
+    lines = []
+    for n in sizes:
+        ours, theirs = (next(r for r in rows if r["n"] == n and r["method"] == m) for m in ("fairdml", "pml"))
+        v, w = ours["values"], theirs["values"]
+        lines.append(
+            [
+                str(n),
+                "R@1,2,4,8 + mAP@R" + (" + NMI" if ours["nmi"] else ""),
+                f"{ours['seconds']:.1f}",
+                f"{theirs['seconds']:.1f}",
+                f"{ours['seconds'] / theirs['seconds']:.2f}",
+                f"{ours['peak_mib']:.0f}",
+                f"{theirs['peak_mib']:.0f}",
+                f"{v['recall@1']:.4f}/{w['recall@1']:.4f}",
+                f"{v['map@r']:.4f}/{w['map@r']:.4f}",
+                f"{v['nmi']:.3f}/{w['nmi']:.3f}" if ours["nmi"] else "skipped",
+            ]
+        )
+    widths = [max(len(row[i]) for row in [columns, *lines]) for i in range(len(columns))]
+    return "\n".join(" | ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in [columns, *lines])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""`run_audit` and the report file helpers: npz in, report.json + table out, clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fairdml.metrics.functional import fairness_report
+from fairdml.reports.audit import run_audit
+from fairdml.reports.report import format_report_table, load_report, save_report
+
+pytestmark = pytest.mark.filterwarnings("ignore::fairdml.metrics.functional.FairnessMetricWarning")
+
+
+def write_npz(path, n: int = 80, **overrides):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    embeddings = (rng.normal(size=(10, 6))[labels] + 0.5 * rng.normal(size=(n, 6))).astype(np.float32)
+    arrays = {"embeddings": embeddings, "labels": labels, "groups": np.array(["light", "dark"])[labels % 2]}
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_run_audit_writes_report_and_prints_table(tmp_path, capsys):
+    arrays = write_npz(tmp_path / "emb.npz", group_attribute=np.array("skin_tone"))
+    report = run_audit(str(tmp_path / "emb.npz"), str(tmp_path / "out"), ks=(1, 2), seed=1)
+    saved = load_report(tmp_path / "out" / "report.json")
+    assert saved == json.loads(json.dumps(report))
+    assert saved["meta"]["group_attribute"] == "skin_tone"
+    expected = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], ks=(1, 2), seed=1)
+    assert saved["overall"] == pytest.approx(expected["overall"])
+    assert set(saved["groups"]) == {"dark", "light"}
+    assert list(saved["overall"])[:2] == ["recall@1", "recall@2"]
+    printed = capsys.readouterr().out
+    for word in ("recall@1", "map@r", "uniformity", "attribute_leakage", "light", "dark", "worst"):
+        assert word in printed
+
+
+def test_integer_groups_are_named_by_code(tmp_path):
+    write_npz(tmp_path / "emb.npz", groups=np.arange(80) % 3)
+    report = run_audit(str(tmp_path / "emb.npz"), str(tmp_path / "out"))
+    assert set(report["groups"]) == {"0", "1", "2"}
+
+
+def test_missing_file_array_or_shape_mismatch_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        run_audit(str(tmp_path / "nope.npz"), str(tmp_path / "out"))
+    write_npz(tmp_path / "no_labels.npz", labels=None)
+    with pytest.raises(KeyError, match="labels"):
+        run_audit(str(tmp_path / "no_labels.npz"), str(tmp_path / "out"))
+    write_npz(tmp_path / "short.npz", groups=np.zeros(79, dtype=int))
+    with pytest.raises(ValueError, match=r"groups must have shape \(80,\)"):
+        run_audit(str(tmp_path / "short.npz"), str(tmp_path / "out"))
+    write_npz(tmp_path / "float_labels.npz", labels=np.zeros(80))
+    with pytest.raises(ValueError, match="labels must be integers"):
+        run_audit(str(tmp_path / "float_labels.npz"), str(tmp_path / "out"))
+
+
+def test_save_report_writes_strict_json_and_load_checks_shape(tmp_path):
+    report = {"n": 2, "overall": {"nmi": float("nan")}, "groups": {}, "gaps": {}}
+    path = save_report(report, tmp_path / "sub" / "report.json")
+    assert "NaN" not in path.read_text()
+    assert load_report(path)["overall"]["nmi"] is None
+    (tmp_path / "other.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a fairdml report"):
+        load_report(tmp_path / "other.json")
+
+
+def test_table_has_a_row_per_metric_and_a_column_per_group():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 8, 60)
+    report = fairness_report(rng.normal(size=(60, 5)), labels, labels % 2, group_names=["a", "b"], ks=(1,))
+    lines = format_report_table(report).splitlines()
+    assert lines[0].split() == ["metric", "overall", "a", "b", "gap", "ratio", "worst"]
+    rows = {
+        line.split()[0]: line.split()
+        for line in lines[2:]
+        if line and not line.startswith(("warning", "attr"))
+    }
+    assert set(rows) >= {"n", "recall@1", "map@r", "nmi", "inter_alignment", "intra_alignment", "uniformity"}
+    assert rows["recall@1"][1] == f"{report['overall']['recall@1']:.4f}"
+    assert rows["recall@1"][-1] == report["gaps"]["recall@1"]["worst_group"]

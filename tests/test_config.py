@@ -1,0 +1,47 @@
+import pytest
+from omegaconf import OmegaConf
+
+from fairdml.config import TrainConfig, compose_config, to_container
+
+
+def test_default_composes_every_concern():
+    cfg = compose_config([])
+    assert cfg.data.name == "digits"
+    assert cfg.loss.name == "margin" and cfg.loss.miner == "distance_weighted"
+    assert cfg.model.backbone == "test_resnet"
+    assert cfg.parade.enabled is False
+    assert set(cfg.keys()) == set(OmegaConf.structured(TrainConfig).keys())
+
+
+def test_overrides_and_group_choice():
+    cfg = compose_config(["model=resnet18", "trainer.max_epochs=3", "loss=triplet", "experiment=group_balanced"])
+    assert cfg.model.backbone == "resnet18"
+    assert cfg.trainer.max_epochs == 3
+    assert cfg.loss.name == "triplet"
+    assert cfg.data.sampler == "group_balanced"
+    assert cfg.experiment == "group_balanced"
+
+
+def test_misspelled_key_names_key_and_valid_choices():
+    with pytest.raises(ValueError) as error:
+        compose_config(["trainer.max_epoch=3"])
+    message = str(error.value)
+    assert "trainer.max_epoch" in message
+    assert "max_epochs" in message and "Did you mean 'trainer.max_epochs'" in message
+
+
+def test_unknown_group_option_lists_available():
+    with pytest.raises(ValueError) as error:
+        compose_config(["model=resnet19"])
+    assert "resnet19" in str(error.value) and "resnet18" in str(error.value)
+
+
+def test_wrong_type_fails_naming_key():
+    with pytest.raises(ValueError, match="trainer.max_epochs"):
+        compose_config(["trainer.max_epochs=many"])
+
+
+def test_plain_container_has_no_omegaconf_objects():
+    plain = to_container(compose_config([]))
+    assert isinstance(plain, dict) and isinstance(plain["data"]["split"], dict)
+    assert type(plain["evaluation"]["ks"]) is list
