@@ -95,10 +95,14 @@ def stage_milliseconds(paths: list[Path], repeats: int) -> dict[str, float]:
     """Per-image cost of each stage alone, in one process (best of `repeats`): what dominates."""
     dataset = {name: JpegFiles(paths, name, 224) for name in ("pil", "decode_jpeg")}
     decoded = decode_jpeg(read_file(str(paths[0])), mode=ImageReadMode.RGB)
+    crop_flip = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()])
+    to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
+    cropped = crop_flip(decoded)
     stages = {
         "PIL decode + RGB + to tensor": lambda p: dataset["pil"].decode(str(p)),
         "torchvision decode_jpeg (CPU)": lambda p: dataset["decode_jpeg"].decode(str(p)),
-        "crop + flip + normalize": lambda p: dataset["pil"].transform(decoded),
+        "RandomResizedCrop 224 + flip (uint8)": lambda p: crop_flip(decoded),
+        "to float + normalize (224 px)": lambda p: to_float(cropped),
     }
     best = {}
     for name, stage in stages.items():
@@ -126,7 +130,7 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(
         f"torch {torch.__version__}, torchvision {torchvision.__version__}, {cpu}, {os.cpu_count()} CPU(s), "
-        f"torch threads {torch.get_num_threads()}, no GPU used"
+        f"torch threads {torch.get_num_threads()}, no GPU used, load average before {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory() as folder:
         paths = write_images(Path(folder), args.num_images, args.image_size)
@@ -146,6 +150,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for (decoder, workers), rate in results.items():
         print(f"| {decoder} | {workers} | {rate:.0f} | {rate / baseline:.2f}x |")
+    print(f"\nload average after: {os.getloadavg()[0]:.1f} (the machine is shared: compare ratios)")
     print("\n| stage (one process) | ms per image |\n|---|---:|")
     for name, milliseconds in stages.items():
         print(f"| {name} | {milliseconds:.2f} |")

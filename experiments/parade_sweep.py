@@ -1,11 +1,14 @@
-"""PARADE sweep on the embedded digits data: ρ′ grid × seeds beside the plain and group-balanced baselines.
+"""The PARADE sweep's table: mean ± std over seeds per setting, from a folder of finished runs.
 
-Each run is a `fairdml train` subprocess (at most `--jobs` at once, OMP_NUM_THREADS=1, niced). After a
-run, the test split is re-embedded from the run's best checkpoint to measure the de-correlation achieved
-with a *fresh* projection network (fairdml.callbacks.parade.fresh_decorrelation). Writes one row per run
-and a mean ± std summary per setting as CSV under experiments/results/, and prints a Markdown table.
+The runs themselves come from `experiments/parade_final_sweep.sh` (`fairdml train -m ...`, one sweep
+folder). Each PARADE run's report.json carries `parade` (written by the callback at test time): the
+de-correlation achieved, measured with *fresh* projection networks on the test split
+(fairdml.callbacks.parade.fresh_decorrelation). Writes one row per run and a summary per setting as
+CSV beside the runs, and prints a Markdown table.
 
-    .venv/bin/python experiments/parade_sweep.py --epochs 10 --seeds 0 1 2 --jobs 2
+    .venv/bin/python experiments/parade_sweep.py outputs/parade_sweep
+
+`train` and `evaluate` are also used by experiments/parade_trial.py (the design trials).
 """
 
 from __future__ import annotations
@@ -17,27 +20,20 @@ import math
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
 from fairdml.callbacks.parade import Parade, fresh_decorrelation
-from fairdml.data.datamodule import DMLDataModule
+from fairdml.data.base import DatasetView
+from fairdml.data.datamodule import DMLDataModule, build_transforms
 from fairdml.models.module import DMLModule
+from fairdml.reports.runs import find_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-STRENGTHS = [0, 1, 2, 4, 8, 16]
-
-
-def settings(strengths: list[float]) -> dict[str, list[str]]:
-    """Setting name → `fairdml train` overrides. PARADE runs use the `parade` experiment's defaults."""
-    out = {"baseline": ["experiment=baseline"], "group_balanced": ["experiment=group_balanced"]}
-    for rho in strengths:
-        out[f"parade_rho{rho:g}"] = ["experiment=parade", f"parade.strength={rho}"]
-    return out
 
 
 def train(name: str, overrides: list[str], seed: int, epochs: int, out_root: Path) -> Path:
@@ -45,8 +41,9 @@ def train(name: str, overrides: list[str], seed: int, epochs: int, out_root: Pat
     if (run_dir / "report.json").is_file():
         return run_dir
     command = [
-        "nice", "-n", "5", str(ROOT / ".venv/bin/fairdml"), "train", *overrides, f"seed={seed}",
-        f"trainer.max_epochs={epochs}", "logger=csv", "trainer.enable_progress_bar=false", f"run_dir={run_dir}",
+        "nice", "-n", "10", str(ROOT / ".venv/bin/fairdml"), "train", *overrides, f"seed={seed}",
+        f"trainer.max_epochs={epochs}", "logger=csv", "trainer.enable_progress_bar=false",
+        f"run_dir={run_dir}",
     ]  # fmt: skip
     run_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -56,8 +53,11 @@ def train(name: str, overrides: list[str], seed: int, epochs: int, out_root: Pat
 
 
 @torch.no_grad()
-def test_embeddings(run_dir: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-    """(class embeddings, {attribute: attribute embeddings}) of the test split from the best checkpoint."""
+def test_embeddings(
+    run_dir: Path, split: str = "test"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+    """(class embeddings, {attribute: attribute embeddings}) of a split (without augmentation) from the
+    run's best checkpoint; None for a run without PARADE."""
     report = json.loads((run_dir / "report.json").read_text())
     checkpoint = report["meta"]["best_checkpoint"] or str(run_dir / "checkpoints" / "last.ckpt")
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -65,7 +65,8 @@ def test_embeddings(run_dir: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor
     config = hparams["config"]
     if not config["parade"]["enabled"]:
         return None
-    datamodule = DMLDataModule(OmegaConf.create(config["data"]), seed=config["seed"])
+    data_cfg = OmegaConf.create(config["data"])
+    datamodule = DMLDataModule(data_cfg, seed=config["seed"])
     datamodule.setup()
     module = DMLModule(**hparams)
     parade = Parade.from_config(config["parade"])
@@ -73,11 +74,14 @@ def test_embeddings(run_dir: Path) -> tuple[torch.Tensor, dict[str, torch.Tensor
     parade.attach(module, list(view.attribute_names), [len(v) for v in view.attribute_values])
     module.load_state_dict(saved["state_dict"])
     module.eval()
+    chosen = datamodule.views[split]
+    plain = DatasetView(chosen.base, chosen.indices, build_transforms(data_cfg, train=False))
     class_parts, attribute_parts = [], {name: [] for name in parade.attributes}
-    for batch in datamodule.test_dataloader():
-        class_parts.append(module.model(batch["image"]))
-        for name, value in parade.attribute_embeddings(module, batch["image"]).items():
-            attribute_parts[name].append(value)
+    with torch.no_grad():
+        for batch in DataLoader(plain, batch_size=256):
+            class_parts.append(module.model(batch["image"]))
+            for name, value in parade.attribute_embeddings(module, batch["image"]).items():
+                attribute_parts[name].append(value)
     return torch.cat(class_parts), {name: torch.cat(parts) for name, parts in attribute_parts.items()}
 
 
@@ -92,13 +96,32 @@ def evaluate(name: str, seed: int, run_dir: Path) -> dict:
         "attribute_leakage": report["overall"].get("attribute_leakage"),
         "decorrelation_fresh": math.nan,
         "decorrelation_chance": math.nan,
+        "decorrelation_ceiling": math.nan,
+        "shared": math.nan,
+        "shared_cosine": math.nan,
         "run_dir": str(run_dir),
     }
-    embedded = test_embeddings(run_dir)
-    if embedded is not None:
-        class_embeddings, attributes = embedded
-        result = fresh_decorrelation(class_embeddings, next(iter(attributes.values())), seed=seed)
-        row["decorrelation_fresh"], row["decorrelation_chance"] = result["correlation"], result["chance"]
+    measured = report.get("parade", {}).get("style")  # written by the callback at test time
+    if measured is None or "shared" not in measured:  # older runs: measure afresh
+        measured = None
+        embedded = test_embeddings(run_dir)  # from the best checkpoint
+        if embedded is not None:
+            class_embeddings, attributes = embedded
+            result = fresh_decorrelation(class_embeddings, next(iter(attributes.values())), seed=seed)
+            measured = {
+                f"decorrelation_{k}" if k in ("chance", "ceiling") else k: v for k, v in result.items()
+            }
+            measured["decorrelation"] = measured.pop("correlation")
+            signed = fresh_decorrelation(
+                class_embeddings, next(iter(attributes.values())), seed=seed, form="cosine"
+            )
+            measured["shared_cosine"] = signed["shared"]
+    if measured is not None:
+        row["decorrelation_fresh"] = measured["decorrelation"]
+        row["decorrelation_chance"] = measured["decorrelation_chance"]
+        row["decorrelation_ceiling"] = measured["decorrelation_ceiling"]
+        row["shared"] = measured["shared"]
+        row["shared_cosine"] = measured.get("shared_cosine", math.nan)
     return row
 
 
@@ -119,16 +142,17 @@ def summarise(rows: list[dict]) -> list[dict]:
 def markdown(summary: list[dict]) -> str:
     columns = [
         ("recall@1", "R@1"), ("recall@1_majority", "R@1 majority"), ("recall@1_minority", "R@1 minority"),
-        ("recall@1_gap", "R@1 gap"), ("decorrelation_fresh", "de-corr. (fresh P)"),
-        ("decorrelation_chance", "chance"), ("attribute_leakage", "leakage"),
+        ("recall@1_gap", "R@1 gap"), ("shared", "e_a share in e_c (squared)"),
+        ("shared_cosine", "e_a share in e_c (cosine)"), ("attribute_leakage", "leakage"),
     ]  # fmt: skip
-    lines = ["| setting | " + " | ".join(t for _, t in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    header = "| setting | seeds | " + " | ".join(t for _, t in columns) + " |"
+    lines = [header, "|---" * (len(columns) + 2) + "|"]
     for entry in summary:
         cells = []
         for key, _ in columns:
             mean, std = entry.get(f"{key}_mean", math.nan), entry.get(f"{key}_std", math.nan)
             cells.append("—" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}")
-        lines.append(f"| {entry['setting']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {entry['setting']} | {entry['n_seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -141,33 +165,35 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def setting_name(config: dict) -> str:
+    """baseline / group_balanced / parade_rho<ρ′> from a run's flattened config."""
+    if config.get("parade.enabled"):
+        return f"parade_rho{float(config['parade.strength']):g}"
+    if config.get("data.sampler") == "group_balanced":
+        return "group_balanced"
+    return "baseline"
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strengths", type=float, nargs="+", default=STRENGTHS)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "parade_sweep")
-    parser.add_argument("--results", type=Path, default=ROOT / "experiments" / "results" / "parade_sweep")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("sweep", type=Path, help="folder holding the finished runs (searched recursively)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    jobs = [(name, o, seed) for seed in args.seeds for name, o in settings(args.strengths).items()]
+    rows = [evaluate(setting_name(run.config), run.seed, run.path) for run in find_runs([args.sweep])]
+    if not rows:
+        raise SystemExit(f"no finished runs under {args.sweep}")
 
-    def one(job: tuple[str, list[str], int]) -> dict:
-        name, overrides, seed = job
-        run_dir = train(name, overrides, seed, args.epochs, args.out)
-        row = evaluate(name, seed, run_dir)
-        print(f"{name} seed {seed}: R@1 {row['recall@1']:.3f} gap {row['recall@1_gap']:.3f} "
-              f"decorr {row['decorrelation_fresh']:.4f}", flush=True)  # fmt: skip
-        return row
+    def order(row: dict) -> tuple:
+        name = row["setting"]
+        rank = {"baseline": 0, "group_balanced": 1}.get(name, 2)
+        return (rank, float(name.removeprefix("parade_rho")) if rank == 2 else 0.0, row["seed"])
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(one, jobs))
-    order = list(settings(args.strengths))
-    rows.sort(key=lambda r: (order.index(r["setting"]), r["seed"]))
+    rows.sort(key=order)
     summary = summarise(rows)
-    write_csv(args.results.with_name(args.results.name + "_runs.csv"), rows)
-    write_csv(args.results.with_name(args.results.name + "_summary.csv"), summary)
+    write_csv(args.sweep / "parade_runs.csv", rows)
+    write_csv(args.sweep / "parade_summary.csv", summary)
     print(markdown(summary))
 
 

@@ -14,7 +14,12 @@ def _train(args: argparse.Namespace) -> None:
     if args.multirun:
         from fairdml.reports.sweep import run_local_sweep
 
-        run_local_sweep(args.overrides)
+        overrides = list(args.overrides)
+        if args.sweep_file:
+            from fairdml.reports.sweep import sweep_file_overrides
+
+            overrides = sweep_file_overrides(args.sweep_file) + overrides  # the command line wins
+        run_local_sweep(overrides, sweep_dir=args.sweep_dir)
         return
     run_training(compose_config(args.overrides))
 
@@ -22,13 +27,25 @@ def _train(args: argparse.Namespace) -> None:
 def _audit(args: argparse.Namespace) -> None:
     from fairdml.reports.audit import run_audit
 
-    run_audit(args.npz, args.out, ks=tuple(args.ks), seed=args.seed)
+    run_audit(
+        args.npz,
+        args.out,
+        ks=tuple(args.ks),
+        seed=args.seed,
+        model_card=args.card,
+        card_inputs=args.card_inputs,
+        kmeans_backend=args.kmeans,
+    )
 
 
 def _card(args: argparse.Namespace) -> None:
     from fairdml.reports.card import write_model_card
 
-    written = write_model_card(args.run_dir, args.inputs)
+    written = write_model_card(args.run_dir, args.inputs, out_dir=args.out, embeddings=args.embeddings)
+    if args.screenshot:
+        from fairdml.reports.card import screenshot_card
+
+        written["screenshot"] = screenshot_card(written["html"], args.screenshot)
     for path in written.values():
         print(f"wrote {path}")
 
@@ -42,7 +59,7 @@ def _export(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from fairdml.reports.compare import run_compare
 
-    run_compare(args.runs, args.out)
+    run_compare(args.runs, args.out, wandb=args.wandb)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -60,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from configs/ (+ key=value overrides)")
     train.add_argument("overrides", nargs="*", help="e.g. model=resnet18 trainer.max_epochs=3 experiment=parade")
     train.add_argument("-m", "--multirun", action="store_true", help="sweep comma-separated values locally")
+    train.add_argument("--sweep-dir", default=None, help="-m: the sweep folder (default outputs/sweeps/...)")
+    train.add_argument("--sweep-file", default=None, help="-m: run a W&B grid sweep file locally")
     train.set_defaults(func=_train)
 
     audit = commands.add_parser("audit", help="finDML report of existing embeddings (.npz), no training")
@@ -67,11 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", default="audit", help="output folder (report.json)")
     audit.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--kmeans", choices=["sklearn", "faiss"], default="sklearn", help="k-means for NMI")
+    audit.add_argument("--no-card", dest="card", action="store_false", help="skip the model card")
+    audit.add_argument("--card-inputs", default=None, help="YAML with the card fields only a person can fill")
     audit.set_defaults(func=_audit)
 
     card = commands.add_parser("card", help="write MODEL_CARD.md and model_card.html for a run folder")
     card.add_argument("run_dir")
     card.add_argument("--inputs", default=None, help="YAML with the fields only a person can fill")
+    card.add_argument("--out", default=None, help="output folder (default: the run folder)")
+    card.add_argument("--embeddings", default=None, help=".npz of test embeddings (default: the run's)")
+    card.add_argument("--screenshot", default=None, help="also save a PNG of the HTML card (needs Chromium)")
     card.set_defaults(func=_card)
 
     export = commands.add_parser("export", help="write the class-embedding model alone (no PARADE heads)")
@@ -82,11 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="accuracy–fairness trade-off over finished runs")
     compare.add_argument("runs", nargs="+", help="run folders or a sweep folder")
     compare.add_argument("--out", default=None, help="output folder (default: the sweep folder)")
+    compare.add_argument(
+        "--wandb", choices=["auto", "online", "offline", "disabled"], default="auto",
+        help="log the comparison to W&B (auto: when the runs were logged online)",
+    )  # fmt: skip
     compare.set_defaults(func=_compare)
 
     evaluate = commands.add_parser("evaluate", help="downstream evaluation of a trained run's embeddings")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("overrides", nargs="*")
+    evaluate.add_argument(
+        "overrides", nargs="*", help="key=value, e.g. evaluation.downstream_label=Smiling; docs/downstream.md"
+    )
     evaluate.set_defaults(func=_evaluate)
     return parser
 

@@ -99,7 +99,9 @@ class WandbConfig:
     project: str = "fairdml"
     entity: str | None = None
     tags: list[str] = field(default_factory=list)
-    log_model: bool = False
+    log_model: bool = False  # best checkpoint (end of fit) and exported model.pt as W&B artifacts
+    init_timeout: float = 30.0  # seconds an online start may take before falling back to offline
+    media: bool = True  # per-group tables at each validation, embedding/threshold figures at the test
 
 
 @dataclass
@@ -122,6 +124,11 @@ class EvaluationConfig:
     leakage: bool = True  # fresh linear probe of the sensitive attribute (test report)
     val_leakage: bool = False  # also at each validation (costs a probe fit per epoch)
     test_after_fit: bool = True
+    downstream: bool = False  # classifier on frozen test embeddings, unbalanced vs re-balanced (fairdml.evaluate)
+    downstream_label: str | None = None  # None: the class; else a dataset attribute, e.g. Smiling
+    downstream_test_share: float = 0.5  # held-out share of the downstream data
+    model_card: bool = True  # MODEL_CARD.md + model_card.html in the run folder after the test
+    card_inputs: str | None = None  # YAML of the card's person-only fields (configs/card/card_inputs.yaml)
 
 
 @dataclass
@@ -144,6 +151,8 @@ class ParadeConfig:
     attribute_through_backbone: bool = True  # False: the attribute loss trains its head only
     reverse_attribute_branch: bool = True  # MIC: both embeddings pass the reversal; False: e_c only
     attribute_lr: float | None = None  # attribute heads; None: optim.lr
+    projection_steps: int = 1  # updates of P per batch (>1: extra steps on detached embeddings)
+    correlation: str = "squared"  # squared (MIC, the paper) | cosine (sign-aware; docs/parade.md)
 
 
 @dataclass

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from datetime import datetime
 from pathlib import Path
 
 import lightning as L
 import numpy as np
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from fairdml.callbacks.selection import build_checkpoint
 from fairdml.config import to_container
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
-from fairdml.reports.loggers import create_loggers
+from fairdml.reports.loggers import create_loggers, finish_loggers, log_run_files
 
 RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
 
@@ -31,14 +33,15 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.output_dir) / cfg.experiment / stamp
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
-    callbacks: list[Callback] = [
-        ModelCheckpoint(
-            dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor=cfg.checkpoint.monitor,
-            mode=cfg.checkpoint.mode, save_last=cfg.checkpoint.save_last, save_top_k=cfg.checkpoint.save_top_k,
-            auto_insert_metric_name=False,
-        )  # fmt: skip
-    ]
+def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> list[Callback]:
+    checkpoint = build_checkpoint(
+        to_container(cfg.checkpoint), to_container(cfg.evaluation), group_names, run_dir
+    )
+    callbacks: list[Callback] = [checkpoint]
+    if cfg.logger.wandb.enabled and cfg.logger.wandb.media:
+        from fairdml.callbacks.wandb_media import WandbMedia
+
+        callbacks.append(WandbMedia())
     if cfg.parade.enabled:
         from fairdml.callbacks.parade import Parade
 
@@ -47,12 +50,35 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[Callback]:
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
+    """The checkpoint to continue from; warns when the config differs from the run's own config.yaml."""
     if cfg.resume is None:
         return None
     path = run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
     if not path.is_file():
-        raise FileNotFoundError(f"resume={cfg.resume!r}: no checkpoint at {path} (set run_dir to the run to resume)")
+        raise FileNotFoundError(
+            f"resume={cfg.resume!r}: no checkpoint at {path} (set run_dir to the run to resume)"
+        )
+    saved_path = run_dir / "config.yaml"
+    if saved_path.is_file():
+        changed = changed_keys(to_container(OmegaConf.load(saved_path)), to_container(cfg))
+        changed = [key for key in changed if key not in ("resume", "trainer.max_epochs")]
+        if changed:
+            warnings.warn(
+                f"resuming {run_dir} with settings that differ from its config.yaml: {changed}", stacklevel=2
+            )
     return str(path)
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
 
 
 def run_training(cfg: DictConfig) -> Path:
@@ -72,9 +98,14 @@ def run_training(cfg: DictConfig) -> Path:
 def _run(cfg: DictConfig, run_dir: Path) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = resume_checkpoint(cfg, run_dir)  # before config.yaml is rewritten below
     config = to_container(cfg)
     datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
+    if cfg.evaluation.downstream:  # a wrong label must fail now, not after training
+        from fairdml.evaluate import check_downstream_label
+
+        check_downstream_label(cfg, datamodule.views["train"].attribute_names)
     dataset_labels = datamodule.views["train"].base.labels
     module = DMLModule(
         config, num_classes=int(dataset_labels.max()) + 1, group_names=datamodule.group_names,
@@ -83,18 +114,24 @@ def _run(cfg: DictConfig, run_dir: Path) -> Path:
     trainer_cfg = to_container(cfg.trainer)
     trainer = L.Trainer(
         **trainer_cfg, default_root_dir=str(run_dir), use_distributed_sampler=False,
-        callbacks=build_callbacks(cfg, run_dir),
+        callbacks=build_callbacks(cfg, run_dir, datamodule.group_names),
         logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config),
     )  # fmt: skip
     if trainer.is_global_zero:
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
         _write_json(run_dir / "data_summary.json", datamodule.summary())
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_checkpoint(cfg, run_dir))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
     if cfg.evaluation.test_after_fit:
         has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
         if trainer.is_global_zero:
             _write_test_outputs(cfg, run_dir, module, datamodule, trainer)
+            if cfg.evaluation.model_card:
+                from fairdml.reports.card.write import write_model_card_after
+
+                write_model_card_after("train", run_dir, cfg.evaluation.card_inputs)
+            log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
+    finish_loggers(trainer.loggers)
     if trainer.is_global_zero:
         print(f"\nfairdml: run finished; outputs in {run_dir.resolve()}")
     return run_dir
@@ -107,10 +144,16 @@ def _write_test_outputs(cfg, run_dir: Path, module: DMLModule, datamodule: DMLDa
         "seed": cfg.seed,
         "split": "test",
         "group_attribute": datamodule.group_attribute,
-        "best_checkpoint": trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None,
+        "best_checkpoint": trainer.checkpoint_callback.best_model_path
+        if trainer.checkpoint_callback
+        else None,
         "epochs_trained": trainer.current_epoch,
         "skipped_nonfinite_batches": module.skipped_nonfinite,
     }
+    if cfg.evaluation.downstream:
+        from fairdml.evaluate import downstream_for_datamodule
+
+        report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
     _write_json(run_dir / "report.json", report)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)

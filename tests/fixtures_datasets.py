@@ -78,6 +78,13 @@ def write_celeba(root: Path, torchvision_layout: bool = False) -> dict:
     rng = np.random.default_rng(0)
     values = rng.choice([-1, 1], size=(len(files), len(CELEBA_ATTRIBUTES)))
     partition = [0, 0, 0, 1, 1, 2, 2]
+    _write_celeba_files(base, files, identities, values, partition)
+    return {"files": files, "identities": identities, "values": values, "partition": partition, "base": base}
+
+
+def _write_celeba_files(
+    base: Path, files: list[str], identities: list[int], values: np.ndarray, partition: list[int] | None
+) -> None:
     for i, name in enumerate(files):
         write_jpeg(base / "img_align_celeba" / name, seed=i)
     (base / "identity_CelebA.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(files, identities)))
@@ -85,8 +92,8 @@ def write_celeba(root: Path, torchvision_layout: bool = False) -> dict:
     lines = [str(len(files)), " ".join(CELEBA_ATTRIBUTES) + " "]
     lines += [f + " " + " ".join(f"{v:>2d}" for v in row) for f, row in zip(files, values)]
     (base / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
-    (base / "list_eval_partition.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(files, partition)))
-    return {"files": files, "identities": identities, "values": values, "partition": partition, "base": base}
+    if partition is not None:
+        (base / "list_eval_partition.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(files, partition)))
 
 
 # ---- LFW ----------------------------------------------------------------------------------------------
@@ -186,6 +193,79 @@ def write_cub(root: Path, names_file_at: str = "archive") -> dict:
     (base / "attributes").mkdir(exist_ok=True)
     (base / "attributes" / "image_attribute_labels.txt").write_text("\n".join(lines) + "\n")
     return {"base": base, "images": images, "class_ids": class_ids, "present": present}
+
+
+# ---- scaled populations for the split / imbalance protocol ---------------------------------------------
+def population(n_classes: int, images_per_class: int, minority_classes: int) -> list[tuple[int, int]]:
+    """(class, group) per image: classes 0..minority_classes-1 are the minority group 1, the rest group 0."""
+    return [(c, int(c < minority_classes)) for c in range(n_classes) for _ in range(images_per_class)]
+
+
+def write_population(kind: str, root: Path, people: list[tuple[int, int]]) -> dict:
+    """Write `people` ((class, group) per image) in `kind`'s on-disk format, the group as its attribute.
+
+    Returns the reader options that select that attribute and the group's value names (majority, minority).
+    """
+    if kind == "celeba":
+        files = [f"{i:06d}.jpg" for i in range(1, len(people) + 1)]
+        values = np.random.default_rng(2).choice([-1, 1], size=(len(people), len(CELEBA_ATTRIBUTES)))
+        values[:, CELEBA_ATTRIBUTES.index("Male")] = [1 if g else -1 for _, g in people]
+        _write_celeba_files(root, files, [c + 1 for c, _ in people], values, None)
+        return {
+            "options": {"sensitive_attributes": ["Male"]},
+            "attribute": "Male",
+            "values": ("not_Male", "Male"),
+        }
+    if kind == "lfw":
+        lines = ["# LFW attributes file (v0.1).", "#\tperson\timagenum\t" + "\t".join(LFW_ATTRIBUTES)]
+        numbers: dict[int, int] = {}
+        for seed, (c, g) in enumerate(people):
+            numbers[c] = numbers.get(c, 0) + 1
+            write_jpeg(root / "lfw" / f"Person_{c:03d}" / f"Person_{c:03d}_{numbers[c]:04d}.jpg", seed=seed)
+            scores = [1.5 if g else -1.5] + [0.25] * (len(LFW_ATTRIBUTES) - 1)
+            lines.append(f"Person {c:03d}\t{numbers[c]}\t" + "\t".join(str(v) for v in scores))
+        (root / "lfw_attributes.txt").write_text("\n".join(lines) + "\n")
+        return {
+            "options": {"sensitive_attributes": ["Male"]},
+            "attribute": "Male",
+            "values": ("not_Male", "Male"),
+        }
+    if kind == "cub":
+        n_classes = max(c for c, _ in people) + 1
+        classes = [f"{c + 1:03d}.Species_{c}" for c in range(n_classes)]
+        images = [f"{classes[c]}/Species_{c}_{i:04d}_{i}.jpg" for i, (c, _) in enumerate(people, start=1)]
+        for seed, image in enumerate(images):
+            write_jpeg(root / "images" / image, seed=seed)
+        (root / "images.txt").write_text("".join(f"{i} {p}\n" for i, p in enumerate(images, start=1)))
+        (root / "image_class_labels.txt").write_text(
+            "".join(f"{i} {c + 1}\n" for i, (c, _) in enumerate(people, start=1))
+        )
+        (root / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, start=1)))
+        (root / "attributes.txt").write_text(
+            "".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1))
+        )
+        black = CUB_ATTRIBUTES.index("has_primary_color::black") + 1
+        lines = [
+            f"{i} {a} {int(a == black and g == 1)} 3 1.000"
+            for i, (_, g) in enumerate(people, start=1)
+            for a in range(1, len(CUB_ATTRIBUTES) + 1)
+        ]
+        (root / "attributes").mkdir(exist_ok=True)
+        (root / "attributes" / "image_attribute_labels.txt").write_text("\n".join(lines) + "\n")
+        name = "has_primary_color::black"
+        return {
+            "options": {"sensitive_attributes": [name]},
+            "attribute": name,
+            "values": (f"not_{name}", name),
+        }
+    if kind == "folder":
+        lines = ["path,class,tone"]
+        for seed, (c, g) in enumerate(people):
+            write_jpeg(root / "img" / f"{seed}.jpg", seed=seed)
+            lines.append(f"img/{seed}.jpg,c{c:03d},{'dark' if g else 'light'}")
+        (root / "labels.csv").write_text("\n".join(lines) + "\n")
+        return {"options": {}, "attribute": "tone", "values": ("light", "dark")}
+    raise ValueError(f"unknown fixture kind {kind!r}")
 
 
 # ---- folder + CSV -------------------------------------------------------------------------------------

@@ -84,3 +84,21 @@ def test_table_has_a_row_per_metric_and_a_column_per_group():
     assert set(rows) >= {"n", "recall@1", "map@r", "nmi", "inter_alignment", "intra_alignment", "uniformity"}
     assert rows["recall@1"][1] == f"{report['overall']['recall@1']:.4f}"
     assert rows["recall@1"][-1] == report["gaps"]["recall@1"]["worst_group"]
+
+
+def test_cli_audit_writes_the_report_and_reports_bad_input_as_an_error(tmp_path, capsys):
+    from fairdml.cli import main
+
+    write_npz(tmp_path / "emb.npz")
+    out = str(tmp_path / "out")
+    main(
+        ["audit", str(tmp_path / "emb.npz"), "--out", out, "--ks", "1", "4", "--kmeans", "faiss", "--no-card"]
+    )
+    report = load_report(tmp_path / "out" / "report.json")
+    assert list(report["overall"])[:2] == ["recall@1", "recall@4"]
+    assert report["settings"]["kmeans_backend"] == "faiss"
+    assert "recall@4" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(tmp_path / "missing.npz"), "--out", out, "--no-card"])
+    assert exit_info.value.code == 2
+    assert "missing.npz" in capsys.readouterr().err

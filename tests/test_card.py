@@ -10,105 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from fixtures_card import EVIL, GROUPS, fake_embeddings, fake_report, write_fake_run
 from huggingface_hub import ModelCard
 
 from fairdml.metrics.functional import thresholds as th
 from fairdml.reports.card import load_card_inputs, write_model_card
-
-EVIL = "<script>alert(1)</script>"
-EVIL_CONFIG = "fake & <b>bold</b>"
-GROUPS = ("majority", EVIL)
-METRICS = ("recall@1", "recall@2", "map@r", "nmi", "intra_alignment", "inter_alignment", "uniformity")
-
-
-def fake_embeddings(seed: int = 0) -> dict[str, np.ndarray]:
-    """16 classes of 8 samples; the second group's classes are noisier (a gap to see)."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(16), 8)
-    minority = labels >= 10
-    centers = rng.normal(size=(16, 16))
-    embeddings = centers[labels] + rng.normal(size=(len(labels), 16)) * np.where(minority, 1.3, 0.7)[:, None]
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    return {
-        "embeddings": embeddings.astype(np.float32),
-        "labels": labels.astype(np.int64),
-        "groups": np.where(minority, GROUPS[1], GROUPS[0]).astype(str),
-        "group_attribute": np.array("style"),
-    }
-
-
-def fake_report() -> dict:
-    rng = np.random.default_rng(1)
-    groups = {name: {"n": n, **{m: float(rng.uniform(0.2, 0.9)) for m in METRICS}} for name, n in zip(GROUPS, (80, 48))}
-    overall = {m: float(np.mean([g[m] for g in groups.values()])) for m in METRICS}
-    overall["attribute_leakage"] = 0.71
-    gaps = {}
-    for m in METRICS:
-        values = {name: g[m] for name, g in groups.items()}
-        worst = min(values, key=values.get)
-        gaps[m] = {
-            "max_minus_min": max(values.values()) - min(values.values()),
-            "min_over_max": min(values.values()) / max(values.values()),
-            "worst_group": worst,
-        }
-    return {
-        "n": 128,
-        "overall": overall,
-        "groups": groups,
-        "gaps": gaps,
-        "chance_level": {"attribute_leakage": 0.5},
-        "warnings": [f"group {EVIL!r}: a test warning"],
-        "meta": {"experiment": EVIL_CONFIG, "seed": 0, "split": "test", "group_attribute": "style"},
-    }
-
-
-def fake_config(parade: bool = True) -> dict:
-    return {
-        "experiment": EVIL_CONFIG,
-        "seed": 0,
-        "data": {"name": "digits", "sensitive_attribute": "style", "minority_share": 0.1},
-        "model": {"backbone": "test_resnet", "embedding_dim": 16},
-        "loss": {"name": "margin", "miner": "distance_weighted"},
-        "optim": {"name": "adamw", "lr": 0.001},
-        "trainer": {"max_epochs": 2},
-        "parade": {"enabled": parade, "attributes": ["style"], "strength": 4.0, "projection_hidden": 512},
-    }
-
-
-def fake_data_summary() -> dict:
-    def split(n_major, n_minor, classes_major, classes_minor):
-        return {
-            "n": n_major + n_minor,
-            "classes": classes_major + classes_minor,
-            "groups": {
-                GROUPS[0]: {"n": n_major, "classes": classes_major, "images_per_class_mean": n_major / classes_major},
-                GROUPS[1]: {"n": n_minor, "classes": classes_minor, "images_per_class_mean": n_minor / classes_minor},
-            },
-            "minority_share": n_minor / (n_major + n_minor),
-            "imbalance_ratio": n_major / n_minor,
-        }
-
-    return {
-        "dataset": "digits",
-        "group_attribute": "style",
-        "group_names": list(GROUPS),
-        "minority_group": GROUPS[1],
-        "requested_minority_share": 0.1,
-        "imbalance_by": "samples",
-        "splits": {"train": split(900, 100, 30, 10), "val": split(60, 40, 3, 2), "test": split(80, 48, 10, 6)},
-    }
-
-
-def write_fake_run(root: Path, parade: bool = True, optional: bool = True) -> Path:
-    """A run folder in the contract of docs/architecture.md, with a malicious group name."""
-    run = root / "run_2025-01-01"
-    run.mkdir(parents=True)
-    (run / "report.json").write_text(json.dumps(fake_report()))
-    np.savez(run / "embeddings_test.npz", **fake_embeddings())
-    if optional:
-        (run / "config.yaml").write_text(yaml.safe_dump(fake_config(parade)))
-        (run / "data_summary.json").write_text(json.dumps(fake_data_summary()))
-    return run
+from fairdml.reports.card.render_markdown import md_text
 
 
 @pytest.fixture
@@ -139,7 +46,11 @@ def test_hf_metadata_round_trips_group_slices(card):
     for name in GROUPS:
         entry = by_key[(f"style={name}", "recall@1")]
         assert entry.metric_value == report["groups"][name]["recall@1"]
-        assert entry.dataset_args == {"group_attribute": "style", "group": name, "n": report["groups"][name]["n"]}
+        assert entry.dataset_args == {
+            "group_attribute": "style",
+            "group": name,
+            "n": report["groups"][name]["n"],
+        }
         rates = sidecar["verification"]["rates_at_operating_threshold"][name]
         assert by_key[(f"style={name}", "fmr")].metric_value == rates["fmr"]
         assert by_key[(f"style={name}", "fnmr")].metric_args["pairs"] == rates["genuines"]
@@ -245,4 +156,55 @@ def test_unknown_card_input_is_named(tmp_path):
     path.write_text("intended_use: typo\n")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['intended_use'\]; valid keys"):
         load_card_inputs(path)
-    assert load_card_inputs(Path(__file__).parents[1] / "configs" / "card" / "card_inputs.yaml").license is None
+    assert (
+        load_card_inputs(Path(__file__).parents[1] / "configs" / "card" / "card_inputs.yaml").license is None
+    )
+
+
+def _downstream_result() -> dict:
+    """fairdml.evaluate's real output on the fake embeddings: unbalanced and balanced per-group reports."""
+    from fairdml.evaluate import DownstreamData, downstream_evaluation
+
+    arrays = fake_embeddings()
+    names = sorted(GROUPS)
+    data = DownstreamData(
+        embeddings=arrays["embeddings"],
+        classes=arrays["labels"],
+        groups=np.searchsorted(names, arrays["groups"]),
+        group_names=names,
+        group_attribute="style",
+    )
+    return downstream_evaluation(data, minority_group=EVIL, minority_share=0.5, bootstrap_resamples=20)
+
+
+@pytest.mark.parametrize("shape", ["evaluate", "by_task"])
+def test_downstream_section_and_metadata(tmp_path, shape):
+    result = _downstream_result()
+    downstream = result if shape == "evaluate" else {"smiling": result["balanced"]}
+    run = write_fake_run(tmp_path)
+    report = json.loads((run / "report.json").read_text())
+    report["downstream"] = downstream
+    (run / "report.json").write_text(json.dumps(report))
+    paths = write_model_card(run)
+    body = _body(paths["markdown"].read_text())
+    html_page = paths["html"].read_text()
+    tasks = {"label 'class' / unbalanced": "unbalanced", "label 'class' / balanced": "balanced"}
+    if shape == "by_task":
+        tasks = {"smiling": "balanced"}
+    results = {
+        (r.dataset_config, r.metric_type): r for r in ModelCard.load(paths["markdown"]).data.eval_results
+    }
+    for task, setting in tasks.items():
+        entry = result[setting]
+        section = next(part for part in body.split("### Downstream: ")[1:] if part.startswith(task))
+        section = section.split("###")[0]
+        for name, values in entry["groups"].items():
+            row = next(line for line in section.splitlines() if line.startswith(f"| {md_text(name)} |"))
+            assert f"| {values['accuracy']:.4f}" in row  # the group's accuracy, in its task's table
+            slice_name = f"downstream:{task}:style={name}"
+            assert results[(slice_name, "downstream/accuracy")].metric_value == values["accuracy"]
+        gap = results[(f"downstream:{task}:gap", "downstream/accuracy/max_minus_min")]
+        assert gap.metric_value == entry["gaps"]["accuracy"]["max_minus_min"]
+    assert EVIL not in html_page and "Downstream classifiers" in html_page
+    if shape == "evaluate":
+        assert "protocol / classifier" in body  # the figures the card has no table for are still listed

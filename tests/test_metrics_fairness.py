@@ -111,5 +111,16 @@ def test_flatten_report_gives_logger_keys_and_skips_none():
     assert flat["val/recall@1/group=dark"] == report["groups"]["dark"]["recall@1"]
     assert flat["val/recall@1/gap"] == report["gaps"]["recall@1"]["max_minus_min"]
     assert flat["val/recall@1/ratio"] == report["gaps"]["recall@1"]["min_over_max"]
+    worst = min(("light", "dark"), key=lambda g: report["groups"][g]["recall@1"])
+    assert flat["val/recall@1/worst"] == report["groups"][worst]["recall@1"]
+    worst = max(("light", "dark"), key=lambda g: report["groups"][g]["uniformity"])  # lower is better
+    assert flat["val/uniformity/worst"] == report["groups"][worst]["uniformity"]
+    assert "val/attribute_leakage/worst" not in flat  # overall only
     assert "val/recall@1/group=unseen" not in flat
     assert all(isinstance(v, float) for v in flat.values())
+
+
+def test_flatten_report_skips_worst_when_no_group_has_a_value():
+    no_value = {"max_minus_min": None, "min_over_max": None, "worst_group": None}
+    report = {"overall": {"nmi": None}, "groups": {"a": {"n": 0, "nmi": None}}, "gaps": {"nmi": no_value}}
+    assert flatten_report(report, "test") == {}

@@ -122,6 +122,21 @@ def test_knn_matches_brute_force(n, dim, distance, device):
     torch.testing.assert_close(values.cpu().double(), expected_values[:, :k], atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize(("n", "dim"), [(60, 4), (200, 32)])
+def test_knn_search_distances_without_refinement_match_brute_force(n, dim):
+    """The fast path (order only, as retrieval uses it): same order, distances from |q|^2 - score."""
+    x = torch.randn(n, dim, generator=torch.Generator().manual_seed(n))
+    values, indices = knn(x, 6, refine_distances=False, memory_budget_bytes=5000)
+    x64 = x.double()
+    expected_values, expected = torch.sort(
+        torch.cdist(x64, x64).fill_diagonal_(float("inf")), dim=1, stable=True
+    )
+    assert torch.equal(indices, expected[:, :6])
+    torch.testing.assert_close(
+        values.double(), expected_values[:, :6], atol=1e-4, rtol=0
+    )  # sqrt of a difference
+
+
 @pytest.mark.parametrize("budget", [1, 3000, 50_000])
 def test_knn_chunked_equals_unchunked(budget):
     x = torch.randn(113, 8, generator=torch.Generator().manual_seed(1))
@@ -129,6 +144,37 @@ def test_knn_chunked_equals_unchunked(budget):
     values, indices = knn(x, 7, memory_budget_bytes=budget)
     assert torch.equal(indices, full_indices)
     torch.testing.assert_close(values, full_values, atol=1e-6, rtol=0)  # gemv vs gemm rounding
+
+
+@pytest.mark.parametrize("budget", [20_000, 200_000])
+def test_knn_and_uniformity_score_blocks_stay_within_the_memory_budget(budget, monkeypatch):
+    """Record every (rows, N) score block: never N x N, and each block's bytes within the budget."""
+    import importlib
+
+    geometry = importlib.import_module("fairdml.metrics.functional.geometry")
+    knn_module = importlib.import_module("fairdml.metrics.functional.knn")  # the package exports knn()
+
+    blocks = []
+
+    def recording(original):
+        def scores(queries, gallery, sq_norms):
+            block = original(queries, gallery, sq_norms)
+            blocks.append(tuple(block.shape))
+            return block
+
+        return scores
+
+    monkeypatch.setattr(knn_module, "nearness_scores", recording(knn_module.nearness_scores))
+    monkeypatch.setattr(geometry, "pairwise_scores", recording(geometry.pairwise_scores))
+    n = 600
+    x = F.normalize(torch.randn(n, 8, generator=torch.Generator().manual_seed(3)), dim=1)
+    labels = torch.arange(n) % 40
+    retrieval_per_query(x, labels, (1, 4), memory_budget_bytes=budget)
+    knn(x, 5, memory_budget_bytes=budget)
+    uniformity(x, memory_budget_bytes=budget)
+    assert len(blocks) > 3 and all(cols == n for _, cols in blocks)
+    assert max(rows for rows, _ in blocks) < n
+    assert all(rows * n * 4 <= budget for rows, _ in blocks)
 
 
 def test_knn_excludes_query_by_index_with_exact_duplicates():
@@ -233,6 +279,29 @@ def test_nmi_matches_pml_accuracy_calculator_given_the_same_clustering():
         assert report["groups"][str(code)]["nmi"] == pytest.approx(expected, abs=TOL)
 
 
+@pytest.mark.parametrize(("n", "dim", "n_classes", "n_groups"), SIZES)
+def test_faiss_backend_nmi_equals_pml_accuracy_calculator_defaults(n, dim, n_classes, n_groups):
+    """PML's default NMI clusters with faiss k-means (20 iterations, faiss's default seed 1234): the faiss
+    backend with that seed must reproduce it exactly, overall and on each group's samples."""
+    from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
+
+    z, y, groups = make_data(n, dim, n_classes, n_groups, spread=0.4)
+    report = fairness_report(z, y, groups, seed=1234, kmeans_backend="faiss", leakage=False)
+    calculator = AccuracyCalculator(include=("NMI",), device=torch.device("cpu"))
+    assert report["overall"]["nmi"] == pytest.approx(calculator.get_accuracy(z, y)["NMI"], abs=TOL)
+    for code in range(n_groups):
+        mask = groups == code
+        expected = calculator.get_accuracy(z[mask], y[mask])["NMI"]
+        assert report["groups"][str(code)]["nmi"] == pytest.approx(expected, abs=TOL)
+    assert report["settings"]["kmeans_backend"] == "faiss"
+
+
+def test_unknown_kmeans_backend_is_rejected_before_any_work():
+    z, y, groups = make_data(40, 4, 8, 2)
+    with pytest.raises(ValueError, match="kmeans_backend must be one of"):
+        fairness_report(z, y, groups, kmeans_backend="torch")
+
+
 # ---------------------------------------------------------------- geometry
 
 
@@ -266,24 +335,27 @@ def test_uniformity_chunked_equals_unchunked_and_functions_agree():
 # ---------------------------------------------------------------- leakage
 
 
-def test_leakage_equals_sklearn_balanced_accuracy_on_the_seeded_split():
+@pytest.mark.parametrize(("n", "dim", "n_groups"), [(200, 8, 2), (150, 32, 3), (301, 4, 4)])
+def test_leakage_equals_sklearn_balanced_accuracy_on_the_seeded_split(n, dim, n_groups):
+    """Reference: scikit-learn's probe fitted here on the same stratified split, and its balanced accuracy."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    z, _, _ = make_data(200, 8, 20, 2)
-    groups = (z[:, 0] > z[:, 0].median()).long()
+    z, _, _ = make_data(n, dim, 20, 2)
+    cuts = torch.quantile(z[:, 0], torch.linspace(0, 1, n_groups + 1)[1:-1])
+    groups = torch.bucketize(z[:, 0].contiguous(), cuts)  # the attribute is a function of one coordinate
     result = attribute_leakage(z, groups, seed=4)
     x_train, x_test, a_train, a_test = train_test_split(
-        z.numpy(), groups.numpy(), test_size=100, stratify=groups.numpy(), random_state=4
+        z.numpy(), groups.numpy(), test_size=round(n / 2), stratify=groups.numpy(), random_state=4
     )
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, a_train)
     assert result.balanced_accuracy == pytest.approx(
         balanced_accuracy_score(a_test, probe.predict(x_test)), abs=TOL
     )
-    assert result.chance_level == 0.5 and result.n_test == 100
-    assert result.balanced_accuracy > 0.8  # the attribute is linearly encoded
+    assert result.chance_level == pytest.approx(1 / n_groups) and result.n_test == round(n / 2)
+    assert result.balanced_accuracy > 1.5 / n_groups  # linearly encoded: well above chance
 
 
 def test_leakage_is_near_chance_for_an_independent_attribute():

@@ -179,3 +179,27 @@ def test_browser_data_and_rates_at_index_agree():
         assert entry["false_non_matches"][k] / entry["genuines"] == expected["fnmr"] == counts.fnmr[g, k]
         assert len(entry["det_fmr"]) == len(data["thresholds"])
     assert data["thresholds"] == counts.thresholds.tolist()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_roc_det_points_match_scikit_learn(seed):
+    """Per group, at scikit-learn's thresholds: FMR = its fpr, TMR = its tpr, FNMR = its fnr (det_curve)."""
+    from sklearn.metrics import det_curve, roc_curve
+
+    rng = np.random.default_rng(seed)
+    n = 500
+    group = rng.integers(0, 2, n)
+    genuine = rng.random(n) < 0.3
+    scores = np.round(rng.normal(0.4 * genuine - 0.1 * group, 0.25), 3)  # rounded: tied scores
+    for g in range(2):
+        in_group = group == g
+        fpr, tpr, roc_thresholds = roc_curve(genuine[in_group], scores[in_group], drop_intermediate=False)
+        keep = np.isfinite(roc_thresholds)  # scikit-learn prepends +inf (no match)
+        counts = th.error_counts(scores, genuine, group, ("a", "b"), roc_thresholds[keep])
+        points = th.roc_det_points(counts)[("a", "b")[g]]
+        np.testing.assert_allclose(points["fmr"], fpr[keep], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(points["tmr"], tpr[keep], rtol=0, atol=1e-15)
+        det_fpr, det_fnr, det_thresholds = det_curve(genuine[in_group], scores[in_group])
+        counts = th.error_counts(scores, genuine, group, ("a", "b"), det_thresholds)
+        np.testing.assert_allclose(counts.fmr[g], det_fpr, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(counts.fnmr[g], det_fnr, rtol=0, atol=1e-15)

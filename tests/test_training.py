@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -10,12 +11,13 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from fairdml.config import compose_config, to_container
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import load_embedding_model
 from fairdml.models.module import DMLModule
-from fairdml.train import run_training
+from fairdml.train import resume_checkpoint, run_training
 
 
 def _module_and_data(overrides):
@@ -82,8 +84,11 @@ def test_resume_continues_from_last_checkpoint(tiny_overrides, tmp_path):
     first = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     run_training(compose_config([*common, "resume=last", "trainer.max_epochs=2"]))
     second = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert first["epoch"] == 0 and second["epoch"] == 1
     assert second["global_step"] == 2 * first["global_step"]
+    # the history survives the resume, and epoch 0 was trained once (continued, not restarted)
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("val/recall@1")]
+    assert [int(row["epoch"]) for row in rows] == [0, 1]
 
 
 def test_resume_without_checkpoint_names_the_path(tiny_overrides, tmp_path):
@@ -94,8 +99,10 @@ def test_resume_without_checkpoint_names_the_path(tiny_overrides, tmp_path):
 def test_nan_loss_errors_naming_the_step(tiny_overrides):
     cfg, module, datamodule = _module_and_data(tiny_overrides)
     module.add_loss_term(lambda m, step: {"broken": torch.tensor(float("nan"))})
-    trainer = L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
+    trainer = L.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        use_distributed_sampler=False, num_sanity_val_steps=0, limit_val_batches=0,
+    )  # fmt: skip
     with pytest.raises(FloatingPointError, match="global step 0, batch 0"):
         trainer.fit(module, datamodule=datamodule)
 
@@ -111,12 +118,25 @@ def test_nan_policy_skip_counts_batches(tiny_overrides):
 
 
 def test_cli_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "fairdml", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fairdml", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("train", "audit", "card", "export", "compare", "evaluate"):
         assert command in out.stdout
 
 
 def test_cli_bad_key_is_a_clear_error():
-    out = subprocess.run([sys.executable, "-m", "fairdml", "train", "trainer.max_epoch=1"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "fairdml", "train", "trainer.max_epoch=1"], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "Did you mean 'trainer.max_epochs'" in out.stderr
+
+
+def test_resume_warns_about_changed_settings(tiny_overrides, tmp_path):
+    cfg = compose_config([*tiny_overrides, f"run_dir={tmp_path}", "resume=last"])
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    OmegaConf.save(compose_config([*tiny_overrides, "optim.lr=0.5"]), tmp_path / "config.yaml")
+    with pytest.warns(UserWarning, match=r"\['optim.lr'"):
+        assert resume_checkpoint(cfg, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")

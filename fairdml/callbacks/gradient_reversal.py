@@ -10,7 +10,7 @@ import torch
 
 
 class GradientReversal(torch.autograd.Function):
-    """y = x; ∂L/∂x = −scale · ∂L/∂y. One loss then trains an adversary (descends) and an encoder (ascends)."""
+    """y = x; ∂L/∂x = −scale · ∂L/∂y: one loss trains an adversary (descends) and an encoder (ascends)."""
 
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]

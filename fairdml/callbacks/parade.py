@@ -31,6 +31,7 @@ from torch import nn
 
 from fairdml.callbacks.gradient_reversal import reverse_gradient
 from fairdml.losses import create_loss, create_miner
+from fairdml.metrics.fairness import drop_duplicate_indices
 from fairdml.models.backbones import feature_dim
 from fairdml.models.heads import EmbeddingHead
 
@@ -44,10 +45,22 @@ def projection_network(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, out_dim))
 
 
-def correlation(attribute_embeddings: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
-    """corr = mean_batch Σ_d (e_a ⊙ normalize(P(e_c)))_d²; both sides L2-normalised. (B, D′), (B, D′) → ()."""
-    target = F.normalize(attribute_embeddings, dim=-1)
-    return (target * F.normalize(predicted, dim=-1)).pow(2).sum(dim=-1).mean()
+CORRELATION_FORMS = ("squared", "cosine")
+
+
+def correlation(
+    attribute_embeddings: torch.Tensor, predicted: torch.Tensor, form: str = "squared"
+) -> torch.Tensor:
+    """(B, D′), (B, D′) → (); both sides L2-normalised.
+
+    "squared" (MIC/DiVA, the paper): mean_batch Σ_d (e_a ⊙ normalize(P(e_c)))_d². It is blind to signs, so
+    a binary attribute whose two e_a clusters differ mostly in sign gives P little to predict.
+    "cosine" (fairdml's option): mean_batch ⟨e_a, normalize(P(e_c))⟩, which sees the sign.
+    """
+    if form not in CORRELATION_FORMS:
+        raise ValueError(f"parade.correlation must be one of {CORRELATION_FORMS}, got {form!r}")
+    products = F.normalize(attribute_embeddings, dim=-1) * F.normalize(predicted, dim=-1)
+    return (products.pow(2) if form == "squared" else products).sum(dim=-1).mean()
 
 
 def decorrelation_terms(
@@ -56,6 +69,7 @@ def decorrelation_terms(
     projection: nn.Module,
     strength: float,
     reverse_attribute_branch: bool = True,
+    form: str = "squared",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(P's loss −corr, raw corr). Gradients: P descends −corr; the encoder(s) get ρ′ × the reversed one.
 
@@ -65,7 +79,7 @@ def decorrelation_terms(
     class_in = reverse_gradient(F.normalize(class_embeddings, dim=-1), strength)
     target = F.normalize(attribute_embeddings, dim=-1)
     target = reverse_gradient(target, strength) if reverse_attribute_branch else target.detach()
-    corr = correlation(target, projection(class_in))
+    corr = correlation(target, projection(class_in), form)
     return -corr, corr.detach()
 
 
@@ -109,12 +123,16 @@ class Parade(L.Callback):
         attribute_through_backbone: bool = True,
         reverse_attribute_branch: bool = True,
         attribute_lr: float | None = None,
+        projection_steps: int = 1,
+        correlation: str = "squared",
     ):
         super().__init__()
         self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
         if not self.attributes:
             raise ValueError("parade.attributes is empty; name at least one sensitive attribute")
-        strengths = list(strength) if isinstance(strength, list | tuple) else [strength] * len(self.attributes)
+        strengths = (
+            list(strength) if isinstance(strength, list | tuple) else [strength] * len(self.attributes)
+        )
         if len(strengths) != len(self.attributes):
             raise ValueError(
                 f"parade.strength has {len(strengths)} values for {len(self.attributes)} attributes "
@@ -128,11 +146,22 @@ class Parade(L.Callback):
         self.projection_hidden, self.projection_lr = projection_hidden, projection_lr
         self.attribute_embedding_dim = attribute_embedding_dim
         self.attribute_loss, self.attribute_loss_kwargs = attribute_loss, dict(attribute_loss_kwargs or {})
-        self.attribute_miner, self.attribute_miner_kwargs = attribute_miner, dict(attribute_miner_kwargs or {})
+        self.attribute_miner, self.attribute_miner_kwargs = (
+            attribute_miner,
+            dict(attribute_miner_kwargs or {}),
+        )
         self.attribute_loss_weight = attribute_loss_weight
         self.attribute_through_backbone = attribute_through_backbone
         self.reverse_attribute_branch = reverse_attribute_branch
         self.attribute_lr = attribute_lr
+        if projection_steps < 1:
+            raise ValueError(f"parade.projection_steps must be >= 1, got {projection_steps}")
+        self.projection_steps = int(projection_steps)
+        if correlation not in CORRELATION_FORMS:
+            raise ValueError(f"parade.correlation must be one of {CORRELATION_FORMS}, got {correlation!r}")
+        self.correlation_form = correlation
+        self._projection_optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._pending_optimizer_states: dict[str, dict] = {}
         self.step = 0  # training batches seen: drives the schedule, saved in checkpoints
         self._parts: list[_AttributeParts] = []
         self._miners: dict[str, nn.Module | None] = {}
@@ -149,7 +178,9 @@ class Parade(L.Callback):
         view = trainer.datamodule.views["train"]
         self.attach(pl_module, list(view.attribute_names), [len(v) for v in view.attribute_values])
 
-    def attach(self, pl_module: L.LightningModule, attribute_names: list[str], value_counts: list[int]) -> None:
+    def attach(
+        self, pl_module: L.LightningModule, attribute_names: list[str], value_counts: list[int]
+    ) -> None:
         """Add heads, projections and losses to `pl_module` (before optimisers and DDP exist); idempotent."""
         if self._attached_to == id(pl_module):
             return
@@ -199,10 +230,15 @@ class Parade(L.Callback):
             attribute_embeddings = pl_module.auxiliary[f"parade_{part.key}_head"](features)
             miner = self._miners[part.key]
             pairs = miner(attribute_embeddings, codes) if miner is not None else None
-            attribute_loss = pl_module.auxiliary[f"parade_{part.key}_loss"](attribute_embeddings, codes, pairs)
+            attribute_loss = pl_module.auxiliary[f"parade_{part.key}_loss"](
+                attribute_embeddings, codes, pairs
+            )
+            projection = pl_module.auxiliary[f"parade_{part.key}_projection"]
+            if self.projection_steps > 1:
+                self._train_projection(part.key, projection, step["embeddings"], attribute_embeddings)
             projection_loss, corr = decorrelation_terms(
-                step["embeddings"], attribute_embeddings, pl_module.auxiliary[f"parade_{part.key}_projection"],
-                strength, self.reverse_attribute_branch,
+                step["embeddings"], attribute_embeddings, projection, strength, self.reverse_attribute_branch,
+                self.correlation_form,
             )  # fmt: skip
             terms[f"parade_attr_{part.key}"] = self.attribute_loss_weight * attribute_loss
             terms[f"parade_dec_{part.key}"] = projection_loss
@@ -215,8 +251,49 @@ class Parade(L.Callback):
         self.step += 1
 
     # -- state in checkpoints ----------------------------------------------------------------------
+    def _train_projection(
+        self,
+        key: str,
+        projection: nn.Module,
+        class_embeddings: torch.Tensor,
+        attribute_embeddings: torch.Tensor,
+    ) -> None:
+        """`projection_steps − 1` extra updates of P on this batch's (detached) embeddings.
+
+        Why: with one update per batch, P lags the encoder, which then only dodges the current P while
+        the attribute stays in e_c for a fresh P to find (a GAN-style k-step adversary keeps P fitted).
+        Gradients are taken with `autograd.grad` (no DDP hooks fire) and averaged over processes by hand,
+        so P stays identical on every rank. Its own Adam; its state is saved with the callback's.
+        """
+        parameters = list(projection.parameters())
+        if key not in self._projection_optimizers:
+            optimizer = torch.optim.Adam(parameters, lr=self.projection_lr)
+            if key in self._pending_optimizer_states:
+                optimizer.load_state_dict(self._pending_optimizer_states.pop(key))
+            self._projection_optimizers[key] = optimizer
+        optimizer = self._projection_optimizers[key]
+        inputs = F.normalize(class_embeddings.detach(), dim=-1)
+        targets = attribute_embeddings.detach()
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        for _ in range(self.projection_steps - 1):
+            loss = -correlation(targets, projection(inputs), self.correlation_form)
+            gradients = torch.autograd.grad(loss, parameters)
+            for parameter, gradient in zip(parameters, gradients, strict=True):
+                if distributed:
+                    torch.distributed.all_reduce(gradient)
+                    gradient /= torch.distributed.get_world_size()
+                parameter.grad = gradient
+            optimizer.step()
+            for parameter in parameters:
+                parameter.grad = None
+
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "attributes": list(self.attributes), "strengths": list(self.strengths)}
+        return {
+            "step": self.step,
+            "attributes": list(self.attributes),
+            "strengths": list(self.strengths),
+            "projection_optimizers": {k: o.state_dict() for k, o in self._projection_optimizers.items()},
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("attributes") != self.attributes:
@@ -225,15 +302,78 @@ class Parade(L.Callback):
                 f"{self.attributes}; resume with the same parade.attributes"
             )
         if state_dict.get("strengths") != self.strengths:
-            log.warning("parade: strengths changed on resume: %s -> %s", state_dict.get("strengths"), self.strengths)
+            log.warning(
+                "parade: strengths changed on resume: %s -> %s", state_dict.get("strengths"), self.strengths
+            )
         self.step = int(state_dict["step"])
+        self._projection_optimizers = {}
+        self._pending_optimizer_states = dict(state_dict.get("projection_optimizers", {}))
+
+    # -- the de-correlation achieved, measured on the test split -------------------------------------
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._test_batches: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = []
+
+    @torch.no_grad()
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
+        features = pl_module.model.features(batch["image"])
+        attribute_embeddings = [pl_module.auxiliary[f"parade_{p.key}_head"](features) for p in self._parts]
+        self._test_batches.append((batch["index"], pl_module.model.head(features), attribute_embeddings))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Add `parade` to the test report: per attribute, a fresh P's held-out correlation (see below)."""
+        batches, self._test_batches = self._test_batches, []
+        if not batches or "test" not in getattr(pl_module, "reports", {}):
+            return
+        indices = _gather(pl_module, torch.cat([b[0] for b in batches]))
+        keep = drop_duplicate_indices(indices.cpu())  # DDP pads the last shard with repeated samples
+        class_embeddings = _gather(pl_module, torch.cat([b[1] for b in batches])).cpu()[keep]
+        seed = int(pl_module.config.get("seed", 0))
+        measured = {}
+        for i, (part, strength) in enumerate(zip(self._parts, self.current_strengths(), strict=True)):
+            attribute_embeddings = _gather(pl_module, torch.cat([b[2][i] for b in batches])).cpu()[keep]
+            with torch.enable_grad(), torch.inference_mode(False):
+                result = fresh_decorrelation(
+                    class_embeddings.clone(), attribute_embeddings.clone(), seed=seed
+                )
+                signed = fresh_decorrelation(
+                    class_embeddings.clone(), attribute_embeddings.clone(), seed=seed, form="cosine"
+                )
+            measured[part.name] = {
+                "decorrelation": result["correlation"],
+                "decorrelation_chance": result["chance"],
+                "decorrelation_ceiling": result["ceiling"],
+                "shared": result["shared"],
+                "shared_cosine": signed["shared"],
+                "strength": strength,
+                "n": len(keep),
+            }
+        # JSON reports hold no NaN: a share is undefined (None) when e_a is constant (ceiling = chance)
+        for values in measured.values():
+            for name, value in values.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    values[name] = None
+        pl_module.reports["test"]["parade"] = measured
+        for name, values in measured.items():
+            log.info(
+                "parade: %s: fresh P's held-out corr %.4f (chance %.4f, ceiling %.4f); shared %s",
+                name, values["decorrelation"], values["decorrelation_chance"],
+                values["decorrelation_ceiling"], values["shared"],
+            )  # fmt: skip
 
     # -- embeddings for analysis -------------------------------------------------------------------
     @torch.no_grad()
-    def attribute_embeddings(self, pl_module: L.LightningModule, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def attribute_embeddings(
+        self, pl_module: L.LightningModule, images: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """Each attribute head's (B, D′) embedding of `images` (for measuring the de-correlation achieved)."""
         features = pl_module.model.features(images)
         return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
+
+
+def _gather(pl_module: L.LightningModule, values: torch.Tensor) -> torch.Tensor:
+    """All processes' rows (evaluation shards are padded to equal length, so all_gather applies)."""
+    gathered = pl_module.all_gather(values)
+    return gathered.flatten(0, 1) if gathered.dim() > values.dim() else gathered
 
 
 def fresh_decorrelation(
@@ -245,28 +385,57 @@ def fresh_decorrelation(
     lr: float = 1e-3,
     test_fraction: float = 0.5,
     seed: int = 0,
+    form: str = "squared",
 ) -> dict[str, float]:
-    """The de-correlation achieved: corr of a *fresh* P trained on held-out embeddings (lower = less shared).
+    """The de-correlation achieved: how much of e_a a *fresh* P predicts from e_c on held-out samples.
 
     A fresh P, not the training adversary: adversarial removal can leave what a new predictor finds
-    (Elazar & Goldberg 2018). P is trained full-batch with Adam on one part and scored on the rest;
-    `chance` is the same score with e_c shuffled across samples (nothing predictable).
+    (Elazar & Goldberg 2018). Each P is trained full-batch with Adam on one part and scored (corr) on
+    the rest. Three are trained, with the same recipe, from different inputs:
+      `correlation` from e_c; `chance` from a constant (the best guess knowing nothing of the sample);
+      `ceiling` from e_a itself (the most this form of corr can reach for these e_a).
+    `shared` = (correlation − chance) / (ceiling − chance): 1 = e_c tells P all it could know of e_a,
+    0 = nothing beyond chance. Comparable across runs, unlike raw corr, whose range depends on e_a.
     """
     generator = torch.Generator().manual_seed(seed)
     class_embeddings, attribute_embeddings = class_embeddings.float(), attribute_embeddings.float()
     order = torch.randperm(len(class_embeddings), generator=generator)
     n_test = max(1, round(test_fraction * len(order)))
     test, train = order[:n_test], order[n_test:]
+    inputs = {
+        "correlation": class_embeddings,
+        "chance": torch.ones(len(class_embeddings), 1),
+        "ceiling": attribute_embeddings,
+    }
+    scores = {
+        name: _fresh_projection_score(
+            values, attribute_embeddings, train, test, hidden, steps, lr, seed, form
+        )
+        for name, values in inputs.items()
+    }
+    spread = scores["ceiling"] - scores["chance"]
+    scores["shared"] = (scores["correlation"] - scores["chance"]) / spread if spread > 1e-8 else float("nan")
+    return scores
+
+
+def _fresh_projection_score(
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    train: torch.Tensor,
+    test: torch.Tensor,
+    hidden: int,
+    steps: int,
+    lr: float,
+    seed: int,
+    form: str,
+) -> float:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        projection = projection_network(class_embeddings.shape[1], hidden, attribute_embeddings.shape[1])
+        projection = projection_network(inputs.shape[1], hidden, targets.shape[1])
     optimizer = torch.optim.Adam(projection.parameters(), lr=lr)
     for _ in range(steps):
         optimizer.zero_grad()
-        (-correlation(attribute_embeddings[train], projection(class_embeddings[train]))).backward()
+        (-correlation(targets[train], projection(inputs[train]), form)).backward()
         optimizer.step()
     with torch.no_grad():
-        held_out = correlation(attribute_embeddings[test], projection(class_embeddings[test]))
-        shuffled = class_embeddings[test][torch.randperm(n_test, generator=generator)]
-        chance = correlation(attribute_embeddings[test], projection(shuffled))
-    return {"correlation": float(held_out), "chance": float(chance)}
+        return float(correlation(targets[test], projection(inputs[test]), form))

@@ -77,7 +77,13 @@ def threshold_curves(embeddings: np.ndarray, labels: np.ndarray, groups: np.ndar
     figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
     for index, name in enumerate(counts.group_names):
         (line,) = axes.plot(counts.thresholds, counts.fmr[index], label=f"FMR {name}")
-        axes.plot(counts.thresholds, counts.fnmr[index], linestyle="--", color=line.get_color(), label=f"FNMR {name}")
+        axes.plot(
+            counts.thresholds,
+            counts.fnmr[index],
+            linestyle="--",
+            color=line.get_color(),
+            label=f"FNMR {name}",
+        )
     axes.set_xlabel("cosine similarity threshold")
     axes.set_ylabel("error rate")
     axes.set_title("test: false match / false non-match rate per group")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -10,6 +11,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
+from fairdml.metrics.functional.clustering import KMEANS_BACKENDS
 from fairdml.metrics.functional.report import fairness_report
 
 
@@ -47,10 +49,13 @@ class EmbeddingFairness(Metric):
         memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
         distance: str = "euclidean",
         n_init: int = 1,
+        kmeans_backend: str = "sklearn",
         bootstrap_resamples: int = 0,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if kmeans_backend not in KMEANS_BACKENDS:
+            raise ValueError(f"kmeans_backend must be one of {KMEANS_BACKENDS}, got {kmeans_backend!r}")
         self.group_names = [str(name) for name in group_names]
         self.ks = tuple(int(k) for k in ks)
         self.seed = seed
@@ -58,6 +63,7 @@ class EmbeddingFairness(Metric):
         self.memory_budget_bytes = memory_budget_bytes
         self.distance = distance
         self.n_init = n_init
+        self.kmeans_backend = kmeans_backend
         self.bootstrap_resamples = bootstrap_resamples
         for state in ("embeddings", "labels", "groups", "indices"):
             self.add_state(state, default=[], dist_reduce_fx="cat")
@@ -96,6 +102,7 @@ class EmbeddingFairness(Metric):
             distance=self.distance,
             memory_budget_bytes=self.memory_budget_bytes,
             n_init=self.n_init,
+            kmeans_backend=self.kmeans_backend,
             bootstrap_resamples=self.bootstrap_resamples,
         )
         report["excluded"]["duplicate_indices"] = int(indices.shape[0] - keep.shape[0])
@@ -103,20 +110,27 @@ class EmbeddingFairness(Metric):
 
 
 def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
-    """Logger-friendly scalars `{prefix}/{metric}`, `.../group=<name>`, `.../gap`, `.../ratio`; skips None."""
+    """Logger-friendly scalars from a report; None/NaN values are skipped (loggers reject them).
+
+    Keys: `{prefix}/{metric}` (overall), `{prefix}/{metric}/group=<name>`, and per metric with groups
+    `{prefix}/{metric}/gap` (max - min), `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst`
+    (the worst group's value, so a checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max).
+    """
     flat: dict[str, float] = {}
 
     def put(key: str, value) -> None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             flat[f"{prefix}/{key}" if prefix else key] = float(value)
 
+    groups = report.get("groups", {})
     for metric, value in report.get("overall", {}).items():
         put(metric, value)
-    for group, entry in report.get("groups", {}).items():
+    for group, entry in groups.items():
         for metric, value in entry.items():
             if metric != "n":
                 put(f"{metric}/group={group}", value)
     for metric, gap in report.get("gaps", {}).items():
         put(f"{metric}/gap", gap.get("max_minus_min"))
         put(f"{metric}/ratio", gap.get("min_over_max"))
+        put(f"{metric}/worst", groups.get(gap.get("worst_group"), {}).get(metric))
     return flat

@@ -113,8 +113,8 @@ class DMLModule(L.LightningModule):
         report = metric.compute()
         self.reports[split] = report
         # compute() returns the same synced report on every rank, so no sync_dist is needed.
-        scalars = {**flatten_report(report, split), **worst_group_scalars(report, split)}
-        self.log_dict(scalars, rank_zero_only=False)
+        # Keys: {split}/{metric}, /group=<name>, /gap, /ratio, /worst (see flatten_report).
+        self.log_dict(flatten_report(report, split), rank_zero_only=False)
         metric.reset()
 
     def on_validation_epoch_end(self) -> None:
@@ -181,12 +181,3 @@ def gathered_embeddings(metric: EmbeddingFairness) -> dict[str, torch.Tensor]:
         keep = drop_duplicate_indices(dim_zero_cat(metric.indices).cpu())
     return {name: value[keep] for name, value in state.items()}
 
-
-def worst_group_scalars(report: dict, prefix: str) -> dict[str, float]:
-    """`{prefix}/{metric}/worst`: the worst group's value, so checkpoints can be selected by it."""
-    scalars: dict[str, float] = {}
-    for metric, gap in report.get("gaps", {}).items():
-        value = report.get("groups", {}).get(gap.get("worst_group"), {}).get(metric)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            scalars[f"{prefix}/{metric}/worst"] = float(value)
-    return scalars

@@ -52,14 +52,37 @@ def load_embeddings_npz(npz_path: str | os.PathLike) -> dict[str, np.ndarray]:
     return arrays
 
 
-def run_audit(npz_path: str, out_dir: str, ks: Sequence[int] = (1, 2, 4, 8), seed: int = 0) -> dict:
-    """Report of an .npz of embeddings: writes `out_dir/report.json`, prints the table, returns the dict."""
+def run_audit(
+    npz_path: str,
+    out_dir: str,
+    ks: Sequence[int] = (1, 2, 4, 8),
+    seed: int = 0,
+    model_card: bool = True,
+    card_inputs: str | None = None,
+    kmeans_backend: str = "sklearn",
+) -> dict:
+    """Report of an .npz of embeddings: writes `out_dir/report.json`, prints the table, returns the dict.
+
+    With `model_card`, also the model card (MODEL_CARD.md, model_card.html) in `out_dir`.
+    `kmeans_backend="faiss"` makes NMI fast on large sets (see `fairness_report`).
+    """
     arrays = load_embeddings_npz(npz_path)
-    report = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], ks=ks, seed=seed)
+    report = fairness_report(
+        arrays["embeddings"],
+        arrays["labels"],
+        arrays["groups"],
+        ks=ks,
+        seed=seed,
+        kmeans_backend=kmeans_backend,
+    )
     meta = {"source": str(npz_path)}
     if "group_attribute" in arrays:
         meta["group_attribute"] = str(arrays["group_attribute"])
     report["meta"] = meta
     save_report(report, Path(out_dir) / "report.json")
     print(format_report_table(report))
+    if model_card:
+        from fairdml.reports.card.write import write_model_card_after
+
+        write_model_card_after("audit", out_dir, card_inputs, embeddings=npz_path)
     return report

@@ -19,7 +19,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import Logger, WandbLogger
+
+from fairdml.reports.csv_logger import ResumableCSVLogger
 
 WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # in the run folder: the W&B run a resume continues
 
@@ -85,7 +87,7 @@ def wandb_run_id(run_dir: Path) -> str:
         return path.read_text().strip()
     if os.environ.get("WANDB_RUN_ID"):
         return os.environ["WANDB_RUN_ID"]
-    from wandb.util import generate_id
+    from wandb.sdk.lib.runid import generate_id  # the id format wandb.init itself makes
 
     return generate_id()
 
@@ -106,7 +108,9 @@ def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, confi
     return logger
 
 
-def create_wandb_logger(wandb_cfg: dict, run_dir: Path, run_name: str, config: dict) -> SafeWandbLogger | None:
+def create_wandb_logger(
+    wandb_cfg: dict, run_dir: Path, run_name: str, config: dict
+) -> SafeWandbLogger | None:
     """The W&B logger, or None (with a warning) when W&B cannot start even offline."""
     mode = wandb_mode(wandb_cfg["mode"])
     if not wandb_cfg["enabled"] or mode == "disabled":
@@ -117,7 +121,9 @@ def create_wandb_logger(wandb_cfg: dict, run_dir: Path, run_name: str, config: d
         if mode != "online":
             warnings.warn(f"W&B logger disabled: {error!r}", stacklevel=2)
             return None
-        warnings.warn(f"W&B online start failed ({error!r}); logging offline (`wandb sync` later)", stacklevel=2)
+        warnings.warn(
+            f"W&B online start failed ({error!r}); logging offline (`wandb sync` later)", stacklevel=2
+        )
     _finish_current_run()
     try:
         return _start_wandb(wandb_cfg, "offline", run_dir, run_name, config)
@@ -130,7 +136,7 @@ def create_loggers(logger_cfg: dict, run_dir: Path, run_name: str, config: dict)
     """CSV logger (if `logger.csv`) and the W&B logger (if enabled and it starts)."""
     loggers: list[Logger] = []
     if logger_cfg["csv"]:
-        loggers.append(CSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
     wandb_logger = create_wandb_logger(logger_cfg["wandb"], run_dir, run_name, config)
     if wandb_logger is not None:
         loggers.append(wandb_logger)
@@ -147,7 +153,7 @@ def find_wandb_logger(loggers: list[Logger]) -> SafeWandbLogger | None:
 
 @rank_zero_only
 def log_run_files(loggers: list[Logger], run_dir: Path, log_model: bool) -> None:
-    """After the test: the finDML report as a W&B file and, with `log_model`, `model.pt` as a model artifact."""
+    """After the test: the finDML report as a W&B file; with `log_model`, `model.pt` as a model artifact."""
     logger = find_wandb_logger(loggers)
     if logger is None:
         return
@@ -160,7 +166,10 @@ def log_run_files(loggers: list[Logger], run_dir: Path, log_model: bool) -> None
             run.save(str(report), base_path=str(run_dir), policy="now")
         model = run_dir / "model.pt"
         if log_model and model.is_file():
-            artifact = wandb.Artifact(name=f"model-{run.id}", type="model", metadata={"format": "fairdml"})
+            # not `model-<id>`: Lightning's WandbLogger gives that name to the checkpoint artifacts
+            artifact = wandb.Artifact(
+                name=f"embedding-model-{run.id}", type="model", metadata={"format": "fairdml"}
+            )
             artifact.add_file(str(model))
             if report.is_file():
                 artifact.add_file(str(report))

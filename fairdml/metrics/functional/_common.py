@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -71,3 +72,42 @@ def l2_normalise(embeddings: Tensor) -> Tensor:
     if n_zero:
         warn(f"{n_zero} embedding rows have zero norm; they are left as zero vectors")
     return F.normalize(embeddings, dim=1)
+
+
+def encode_groups(
+    groups: Tensor | np.ndarray | Sequence, group_names: Sequence[str] | None, n: int
+) -> tuple[Tensor, list[str]]:
+    """Map groups to codes 0..G-1 indexing the returned names.
+
+    Integer groups with `group_names`: code i is group_names[i]. String groups with `group_names`: each
+    value must be one of the names. Without names: the sorted distinct values, as strings.
+    """
+    array = groups.detach().cpu().numpy() if isinstance(groups, Tensor) else np.asarray(groups)
+    if array.shape != (n,):
+        raise ValueError(f"groups must have shape ({n},) to match the embeddings, got {array.shape}")
+    if group_names is not None:
+        group_names = [str(name) for name in group_names]
+        if len(set(group_names)) != len(group_names):
+            raise ValueError(f"group_names has duplicates: {group_names}")
+    if array.dtype.kind in "iub":
+        if group_names is None:
+            distinct, codes = np.unique(array, return_inverse=True)
+            return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
+        out_of_range = (array < 0) | (array >= len(group_names))
+        if out_of_range.any():
+            raise ValueError(
+                f"group codes must be in [0, {len(group_names)}) to index group_names {group_names}; "
+                f"found {sorted(set(array[out_of_range].tolist()))[:5]}"
+            )
+        return torch.as_tensor(array, dtype=torch.long), group_names
+    if array.dtype.kind not in "USO":
+        raise ValueError(f"groups must be integer codes or strings, got dtype {array.dtype}")
+    values = array.astype(str)
+    if group_names is None:
+        distinct, codes = np.unique(values, return_inverse=True)
+        return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
+    unknown = sorted(set(values.tolist()) - set(group_names))
+    if unknown:
+        raise ValueError(f"groups contain values not in group_names {group_names}: {unknown[:5]}")
+    position = {name: i for i, name in enumerate(group_names)}
+    return torch.as_tensor([position[v] for v in values.tolist()], dtype=torch.long), group_names

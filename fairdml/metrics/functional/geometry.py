@@ -83,7 +83,8 @@ def uniformity(
         return None
     sq_norms = (embeddings * embeddings).sum(dim=1)
     item = torch.finfo(embeddings.dtype).bits // 8
-    rows = rows_per_chunk(n, 2 * item + 8, memory_budget_bytes)
+    # per entry: the score block, its float64 copy and logsumexp's float64 temporary
+    rows = rows_per_chunk(n, item + 2 * 8, memory_budget_bytes)
     chunk_lse = []
     for start in range(0, n, rows):
         chunk = torch.arange(start, min(start + rows, n), device=embeddings.device)

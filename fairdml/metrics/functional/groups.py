@@ -89,3 +89,26 @@ def bootstrap_mean_interval(
     tail = (1 - confidence) / 2
     low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=means.dtype))
     return [float(low), float(high)]
+
+
+def group_intervals(
+    per_query: dict[str, Tensor],
+    codes: Tensor,
+    names: list[str],
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, dict[str, list[float] | None]]:
+    """Bootstrap intervals of the per-query metrics, overall and per group (queries resampled, seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    for metric, values in per_query.items():
+        masks = {"overall": torch.ones_like(codes, dtype=torch.bool)}
+        masks |= {name: codes == code for code, name in enumerate(names)}
+        out[metric] = {
+            key: bootstrap_mean_interval(
+                values, mask, n_resamples=resamples, confidence=confidence, generator=generator
+            )
+            for key, mask in masks.items()
+        }
+    return out

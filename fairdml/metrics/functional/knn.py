@@ -26,7 +26,7 @@ def rows_per_chunk(n_columns: int, bytes_per_row_entry: int, memory_budget_bytes
 
 
 def knn_chunk_rows(n_gallery: int, k: int, dim: int, dtype: torch.dtype, memory_budget_bytes: int) -> int:
-    """Query rows per chunk: the (rows, N) score block plus one temporary, the (rows, k) top-k outputs with
+    """Query rows per chunk: the (rows, N) score block plus topk's workspace, the (rows, k) outputs with
     the per-row work callers do on them (labels, masks, float64 cumsums), and (rows, k, D) when refining."""
     item = torch.finfo(dtype).bits // 8
     bytes_per_row = 2 * n_gallery * item + k * (item + 8 + 32) + k * dim * item
@@ -43,6 +43,17 @@ def pairwise_scores(queries: Tensor, gallery: Tensor, gallery_sq_norms: Tensor |
         return scores
     query_sq_norms = (queries * queries).sum(dim=1, keepdim=True)
     return scores.mul_(-2).add_(gallery_sq_norms).add_(query_sq_norms).clamp_(min=0)
+
+
+def nearness_scores(queries: Tensor, gallery: Tensor, gallery_sq_norms: Tensor | None) -> Tensor:
+    """(Q, G) search scores, higher = nearer: <q, g>, or 2<q, g> - |g|^2 = |q|^2 - d^2 if norms are given.
+
+    The per-query |q|^2 does not change a row's order, so the Euclidean score is one fused matmul (addmm)
+    with no further pass over the (Q, G) block; distances are recovered for the k winners only.
+    """
+    if gallery_sq_norms is None:
+        return queries @ gallery.T
+    return torch.addmm(gallery_sq_norms, queries, gallery.T, beta=-1, alpha=2)
 
 
 def iter_knn_chunks(
@@ -80,15 +91,14 @@ def iter_knn_chunks(
     rows = knn_chunk_rows(n, k, x.shape[1] if refine else 0, x.dtype, memory_budget_bytes)
     for start in range(0, queries.shape[0], rows):
         chunk = queries[start : start + rows]
-        scores = pairwise_scores(x[chunk], x, sq_norms)
-        own = torch.arange(chunk.shape[0], device=x.device)
-        scores[own, chunk] = float("inf") if euclidean else float("-inf")
-        values, neighbours = torch.topk(scores, k, dim=1, largest=not euclidean, sorted=True)
+        scores = nearness_scores(x[chunk], x, sq_norms)
+        scores[torch.arange(chunk.shape[0], device=x.device), chunk] = float("-inf")  # the query itself
+        values, neighbours = torch.topk(scores, k, dim=1, largest=True, sorted=True)
         if refine:  # exact distances can reorder near-ties inside the top k: sort again
             values, order = (x[chunk].unsqueeze(1) - x[neighbours]).norm(dim=2).sort(dim=1, stable=True)
             neighbours = neighbours.gather(1, order)
-        elif euclidean:
-            values = values.sqrt_()
+        elif euclidean:  # d^2 = |q|^2 - score, clamped: rounding can make it slightly negative
+            values = (sq_norms[chunk].unsqueeze(1) - values).clamp_(min=0).sqrt_()
         yield chunk, values, neighbours
 
 

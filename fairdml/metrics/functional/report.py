@@ -21,17 +21,13 @@ from fairdml.metrics.functional._common import (
     as_tensor,
     check_embeddings,
     check_labels,
+    encode_groups,
     l2_normalise,
     warn,
 )
-from fairdml.metrics.functional.clustering import kmeans_nmi
+from fairdml.metrics.functional.clustering import KMEANS_BACKENDS, kmeans_nmi
 from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
-from fairdml.metrics.functional.groups import (
-    bootstrap_mean_interval,
-    group_gaps,
-    higher_is_better,
-    masked_mean,
-)
+from fairdml.metrics.functional.groups import group_gaps, group_intervals, higher_is_better, masked_mean
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 
@@ -41,45 +37,6 @@ GEOMETRY_METRICS = ("inter_alignment", "intra_alignment", "uniformity")
 def metric_names(ks: Sequence[int]) -> list[str]:
     """Report metric names in report order (attribute_leakage, overall only, comes last)."""
     return [f"recall@{k}" for k in ks] + ["map@r", "nmi", *GEOMETRY_METRICS]
-
-
-def encode_groups(
-    groups: Tensor | np.ndarray | Sequence, group_names: Sequence[str] | None, n: int
-) -> tuple[Tensor, list[str]]:
-    """Map groups to codes 0..G-1 indexing the returned names.
-
-    Integer groups with `group_names`: code i is group_names[i]. String groups with `group_names`: each
-    value must be one of the names. Without names: the sorted distinct values, as strings.
-    """
-    array = groups.detach().cpu().numpy() if isinstance(groups, Tensor) else np.asarray(groups)
-    if array.shape != (n,):
-        raise ValueError(f"groups must have shape ({n},) to match the embeddings, got {array.shape}")
-    if group_names is not None:
-        group_names = [str(name) for name in group_names]
-        if len(set(group_names)) != len(group_names):
-            raise ValueError(f"group_names has duplicates: {group_names}")
-    if array.dtype.kind in "iub":
-        if group_names is None:
-            distinct, codes = np.unique(array, return_inverse=True)
-            return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
-        out_of_range = (array < 0) | (array >= len(group_names))
-        if out_of_range.any():
-            raise ValueError(
-                f"group codes must be in [0, {len(group_names)}) to index group_names {group_names}; "
-                f"found {sorted(set(array[out_of_range].tolist()))[:5]}"
-            )
-        return torch.as_tensor(array, dtype=torch.long), group_names
-    if array.dtype.kind not in "USO":
-        raise ValueError(f"groups must be integer codes or strings, got dtype {array.dtype}")
-    values = array.astype(str)
-    if group_names is None:
-        distinct, codes = np.unique(values, return_inverse=True)
-        return torch.as_tensor(codes.reshape(-1), dtype=torch.long), [str(v) for v in distinct]
-    unknown = sorted(set(values.tolist()) - set(group_names))
-    if unknown:
-        raise ValueError(f"groups contain values not in group_names {group_names}: {unknown[:5]}")
-    position = {name: i for i, name in enumerate(group_names)}
-    return torch.as_tensor([position[v] for v in values.tolist()], dtype=torch.long), group_names
 
 
 @contextlib.contextmanager
@@ -96,11 +53,11 @@ def _warnings_prefixed(prefix: str) -> Iterator[None]:
 
 
 def _set_metrics(
-    embeddings: Tensor, labels: Tensor, seed: int, n_init: int, memory_budget_bytes: int
+    embeddings: Tensor, labels: Tensor, seed: int, n_init: int, kmeans_backend: str, memory_budget_bytes: int
 ) -> dict[str, float | None]:
     """NMI and geometry on one set of samples (overall or a group's)."""
     return {
-        "nmi": kmeans_nmi(embeddings, labels, seed=seed, n_init=n_init),
+        "nmi": kmeans_nmi(embeddings, labels, seed=seed, n_init=n_init, backend=kmeans_backend),
         "inter_alignment": inter_class_alignment(embeddings, labels),
         "intra_alignment": intra_class_alignment(embeddings, labels),
         "uniformity": uniformity(embeddings, memory_budget_bytes=memory_budget_bytes),
@@ -132,6 +89,7 @@ def fairness_report(
     distance: str = "euclidean",
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     n_init: int = 1,
+    kmeans_backend: str = "sklearn",
     bootstrap_resamples: int = 0,
     confidence: float = 0.95,
 ) -> dict:
@@ -141,12 +99,13 @@ def fairness_report(
     ValueError naming how many. Edge cases (empty group, single-sample class, k > gallery, single group,
     single-class group) give None / clamped values, a `FairnessMetricWarning`, and an entry in "warnings".
     `bootstrap_resamples` > 0 adds percentile intervals of recall@k and map@r under "intervals".
+    `kmeans_backend` "sklearn" (k-means++, default) or "faiss" (PML's clustering, faster at large N).
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FairnessMetricWarning)
         report = _build_report(
             embeddings, labels, groups, ks, seed, group_names, leakage,
-            distance, memory_budget_bytes, n_init, bootstrap_resamples, confidence,
+            distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
         )  # fmt: skip
     messages = []
     for item in caught:
@@ -159,8 +118,10 @@ def fairness_report(
 
 def _build_report(
     embeddings, labels, groups, ks, seed, group_names, leakage,
-    distance, memory_budget_bytes, n_init, bootstrap_resamples, confidence,
+    distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
 ) -> dict:  # fmt: skip
+    if kmeans_backend not in KMEANS_BACKENDS:  # fail before the expensive retrieval, not after it
+        raise ValueError(f"kmeans_backend must be one of {KMEANS_BACKENDS}, got {kmeans_backend!r}")
     x = check_embeddings(as_tensor(embeddings, "embeddings"))
     n = x.shape[0]
     y = check_labels(as_tensor(labels, "labels"), n).to(x.device)
@@ -176,7 +137,7 @@ def _build_report(
     everyone = torch.ones(n, dtype=torch.bool, device=x.device)
 
     overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
-    overall |= _set_metrics(z, y, seed, n_init, memory_budget_bytes)
+    overall |= _set_metrics(z, y, seed, n_init, kmeans_backend, memory_budget_bytes)
     chance = None
     if leakage:
         probe = attribute_leakage(z, codes, seed=seed)
@@ -199,7 +160,7 @@ def _build_report(
                     entry[metric] = masked_mean(values, mask)
                 if entry[f"recall@{ks[0]}"] is None:
                     warn("no query has a positive in the gallery; recall@k and map@r are None")
-                entry |= _set_metrics(z[mask], y[mask], seed, n_init, memory_budget_bytes)
+                entry |= _set_metrics(z[mask], y[mask], seed, n_init, kmeans_backend, memory_budget_bytes)
         group_entries[name] = entry
 
     populated = [name for name, entry in group_entries.items() if entry["n"] > 0]
@@ -225,6 +186,7 @@ def _build_report(
             "seed": seed,
             "distance": distance,
             "kmeans_n_init": n_init,
+            "kmeans_backend": kmeans_backend,
             "alpha": 2,
             "t": 2,
             "leakage": leakage,
@@ -232,29 +194,6 @@ def _build_report(
         },
     }
     if bootstrap_resamples > 0:
-        report["intervals"] = _intervals(per_query, codes, names, bootstrap_resamples, confidence, seed)
+        report["intervals"] = group_intervals(per_query, codes, names, bootstrap_resamples, confidence, seed)
         report["settings"]["confidence"] = confidence
     return report
-
-
-def _intervals(
-    per_query: dict[str, Tensor],
-    codes: Tensor,
-    names: list[str],
-    resamples: int,
-    confidence: float,
-    seed: int,
-) -> dict[str, dict[str, list[float] | None]]:
-    """Bootstrap intervals of the per-query metrics, overall and per group (queries resampled, seeded)."""
-    generator = torch.Generator().manual_seed(seed)
-    out = {}
-    for metric, values in per_query.items():
-        masks = {"overall": torch.ones_like(codes, dtype=torch.bool)}
-        masks |= {name: codes == code for code, name in enumerate(names)}
-        out[metric] = {
-            key: bootstrap_mean_interval(
-                values, mask, n_resamples=resamples, confidence=confidence, generator=generator
-            )
-            for key, mask in masks.items()
-        }
-    return out

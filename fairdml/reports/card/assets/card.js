@@ -119,7 +119,11 @@
     const yMid = (M.top + H - M.bottom) / 2;
     node("text", { class: "axis-label", x: 13, y: yMid, "text-anchor": "middle", transform: `rotate(-90 13 ${yMid})` }, axes)
       .textContent = yLabel;
-    return { svg, x, y, curves: node("g", {}, svg), markers: node("g", {}, svg) };
+    // Curves past the axes' range (e.g. DET rates beyond its last tick) are cut at the frame.
+    const clip = node("clipPath", { id: id + "-plot" }, node("defs", {}, svg));
+    node("rect", { x: M.left, y: M.top, width: W - M.left - M.right, height: H - M.top - M.bottom }, clip);
+    const curves = node("g", { "clip-path": "url(#" + id + "-plot)" }, svg);
+    return { svg, x, y, curves, markers: node("g", {}, svg) };
   }
 
   function curve(chart, xs, ys, color, dash, width) {

@@ -1,0 +1,68 @@
+"""Model selection by fairness: which logged key the checkpoint callback may monitor, checked before fit.
+
+Lightning's `ModelCheckpoint` only finds out that `monitor` names no logged metric at the end of the first
+validation epoch, after minutes of training, and then raises. The validation keys are known from the
+config (metric names, k values) and the data (group names), so a misspelled key fails here at once,
+naming the closest valid key. Keys follow `fairdml.metrics.fairness.flatten_report`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from fairdml.metrics.functional.report import metric_names
+
+LOWER_IS_BETTER_SUFFIXES = ("/gap",)  # max - min over groups
+HIGHER_IS_BETTER_SUFFIXES = ("/worst", "/ratio")  # worst group's value, min / max over groups
+_TRAIN_LOSS = re.compile(r"^train/loss(_[A-Za-z0-9_]+)?$")  # train/loss, train/loss_<term>
+
+
+def validation_keys(ks: Sequence[int], group_names: Sequence[str], leakage: bool) -> list[str]:
+    """Every scalar key one validation logs (when each value is finite), as `flatten_report` names them."""
+    keys: list[str] = []
+    for metric in metric_names(ks):
+        keys.append(f"val/{metric}")
+        keys += [f"val/{metric}/group={group}" for group in group_names]
+        keys += [f"val/{metric}/{summary}" for summary in ("gap", "ratio", "worst")]
+    if leakage:
+        keys.append("val/attribute_leakage")
+    return keys
+
+
+def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
+    """Raise a ValueError naming the closest valid key when `monitor` is not one; warn on an odd mode."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"checkpoint.mode must be 'min' or 'max', got {mode!r}")
+    if monitor not in valid_keys and not _TRAIN_LOSS.match(monitor):
+        close = difflib.get_close_matches(monitor, valid_keys, n=3, cutoff=0.6)
+        hint = f" Closest: {', '.join(close)}." if close else ""
+        examples = "val/recall@1, val/recall@1/worst (mode max), val/recall@1/gap (mode min), train/loss"
+        raise ValueError(
+            f"checkpoint.monitor={monitor!r} is not a logged key.{hint} Valid keys are val/<metric>, "
+            f"val/<metric>/group=<group>, val/<metric>/gap|ratio|worst and train/loss, e.g. {examples}."
+        )
+    if monitor.endswith(LOWER_IS_BETTER_SUFFIXES) and mode == "max":
+        warnings.warn(
+            f"checkpoint.monitor={monitor} is lower-is-better but checkpoint.mode=max", stacklevel=2
+        )
+    if monitor.endswith(HIGHER_IS_BETTER_SUFFIXES) and mode == "min":
+        warnings.warn(
+            f"checkpoint.monitor={monitor} is higher-is-better but checkpoint.mode=min", stacklevel=2
+        )
+
+
+def build_checkpoint(checkpoint_cfg: dict, evaluation_cfg: dict, group_names: Sequence[str], run_dir: Path):
+    """Lightning's `ModelCheckpoint` keeping the best by `checkpoint.monitor`, after checking the key."""
+    valid = validation_keys(evaluation_cfg["ks"], group_names, evaluation_cfg["val_leakage"])
+    check_monitor(checkpoint_cfg["monitor"], checkpoint_cfg["mode"], valid)
+    return ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor=checkpoint_cfg["monitor"],
+        mode=checkpoint_cfg["mode"], save_last=checkpoint_cfg["save_last"],
+        save_top_k=checkpoint_cfg["save_top_k"], auto_insert_metric_name=False,
+    )  # fmt: skip

@@ -1,0 +1,136 @@
+"""`fairdml card RUN_DIR`: gather a run's figures once and write MODEL_CARD.md, model_card.html and the
+sidecar model_card_data.json beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+from huggingface_hub import ModelCard
+
+from fairdml import __version__
+from fairdml.reports.card.blocks import fmt_number, value_of
+from fairdml.reports.card.inputs import load_card_inputs
+from fairdml.reports.card.metadata import build_card_data
+from fairdml.reports.card.render_html import render_html, strict_json
+from fairdml.reports.card.render_markdown import render_markdown
+from fairdml.reports.card.run import Run, get_path, load_run
+from fairdml.reports.card.sections import build_sections
+from fairdml.reports.card.threshold_html import COLORS
+from fairdml.reports.card.verification import (
+    Verification,
+    compute_verification,
+    verification_summary,
+    view_data,
+)
+
+CARD_FILES = {"markdown": "MODEL_CARD.md", "html": "model_card.html", "data": "model_card_data.json"}
+SIDECAR_SCHEMA = "fairdml-model-card/1"
+
+
+def _chips(run: Run, verification: Verification | None) -> list[tuple[str, str]]:
+    """The key figures at the top of the HTML page."""
+    overall, gaps = run.report.get("overall") or {}, run.report.get("gaps") or {}
+    chips = [
+        ("Dataset", run.dataset),
+        ("Groups by", run.group_attribute),
+        ("Test samples", fmt_number(run.report.get("n"))),
+    ]
+    if "recall@1" in overall:
+        chips.append(("Recall@1", fmt_number(value_of(overall["recall@1"]), 3)))
+        gap = gaps.get("recall@1") or {}
+        if gap.get("max_minus_min") is not None:
+            chips.append(
+                ("Recall@1 gap", f"{fmt_number(gap['max_minus_min'], 3)} (worst: {gap.get('worst_group')})")
+            )
+    if verification is not None:
+        chips.append(("Operating threshold", fmt_number(verification.operating_threshold, 3)))
+    chips.append(("PARADE", "on" if run.parade_enabled else "off"))
+    return chips
+
+
+def _model_name(run: Run, configured: str | None) -> str:
+    experiment = get_path(run.config, "experiment") or get_path(run.report, "meta.experiment")
+    return configured or (f"{experiment}-{run.path.name}" if experiment else run.path.name)
+
+
+def write_model_card(
+    run_dir: str | os.PathLike,
+    card_inputs: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike | None = None,
+    threshold_view: bool = True,
+    embeddings: str | os.PathLike | None = None,
+) -> dict[str, Path]:
+    """Write MODEL_CARD.md, model_card.html and model_card_data.json for a run folder.
+
+    `card_inputs`: YAML with the fields only a person can fill (configs/card/card_inputs.yaml); missing
+    fields become marked prompts. `out_dir` defaults to the run folder; `embeddings` to
+    RUN_DIR/embeddings_test.npz. Returns {"markdown", "html", "data"} → path.
+    """
+    run = load_run(run_dir, embeddings=embeddings, need_embeddings=threshold_view)
+    inputs = load_card_inputs(card_inputs)
+    verification = None
+    if threshold_view and run.arrays is not None:
+        verification = compute_verification(run.arrays, inputs.verification)
+    model_name = _model_name(run, inputs.model_name)
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    subtitle = f"fairdml {__version__} · run {run.path.name} · card written {generated}"
+    sections = build_sections(run, inputs, verification, model_name)
+    card_data = build_card_data(run, inputs, verification, model_name)
+
+    out = Path(out_dir) if out_dir is not None else run.path
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / name for key, name in CARD_FILES.items()}
+    markdown = f"---\n{card_data.to_yaml()}\n---\n\n{render_markdown(sections, model_name, subtitle)}"
+    ModelCard(markdown).save(paths["markdown"])  # parsing it here validates the metadata
+    view = view_data(verification) if verification is not None else None
+    page = render_html(
+        sections, model_name, subtitle, _chips(run, verification), {"threshold_view": view, "colors": COLORS}
+    )
+    paths["html"].write_text(page, encoding="utf-8")
+    sidecar = {
+        "schema": SIDECAR_SCHEMA,
+        "generated": generated,
+        "model_name": model_name,
+        "fairdml_version": __version__,
+        "run_folder": run.path.name,
+        "group_attribute": run.group_attribute,
+        "inputs": dataclasses.asdict(inputs),
+        "config": run.config,
+        "report": run.report,
+        "data_summary": run.data_summary,
+        "verification": verification_summary(verification, view) if verification is not None else None,
+        "eval_results": [dataclasses.asdict(r) for r in card_data.eval_results or []],
+    }
+    paths["data"].write_text(
+        json.dumps(strict_json(sidecar), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    return paths
+
+
+def write_model_card_after(
+    command: str,
+    run_dir: str | os.PathLike,
+    card_inputs: str | os.PathLike | None = None,
+    embeddings: str | os.PathLike | None = None,
+) -> dict[str, Path] | None:
+    """The card written automatically at the end of `fairdml train` / `fairdml audit`.
+
+    By then the run's results are saved, so a failure here warns (naming `fairdml card` to retry) instead
+    of failing a finished run or a sweep.
+    """
+    try:
+        paths = write_model_card(run_dir, card_inputs, embeddings=embeddings)
+    except Exception as error:  # noqa: BLE001 - a card failure must not turn a finished run into a failed one
+        warnings.warn(
+            f"fairdml {command}: model card not written ({error!r}); retry with `fairdml card {run_dir}`",
+            stacklevel=2,
+        )
+        return None
+    print(f"fairdml {command}: model card in {paths['markdown']} and {paths['html']}")
+    return paths

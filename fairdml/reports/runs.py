@@ -1,0 +1,118 @@
+"""Finished runs on disk (a folder with `config.yaml` and `report.json`), their headline figures and the
+settings that tell them apart. Shared by the local sweep's summary and `fairdml compare`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+# The figures a trade-off is read from: (column, direction) with direction +1 higher-is-better.
+FIGURES: dict[str, int] = {
+    "recall@1": +1,
+    "recall@1_gap": -1,  # max - min over groups
+    "recall@1_worst": +1,  # the worst group's Recall@1
+    "map@r": +1,
+    "attribute_leakage": -1,  # linear-probe accuracy of the sensitive attribute
+}
+NOT_A_SETTING = ("seed", "run_dir", "output_dir", "resume")  # differ between runs of one setting
+
+
+@dataclass
+class FinishedRun:
+    path: Path
+    config: dict[str, Any]  # dotted keys, e.g. {"parade.strength": 4.0}
+    report: dict
+
+    @property
+    def seed(self) -> Any:
+        return self.config.get("seed")
+
+    @property
+    def figures(self) -> dict[str, float | None]:
+        return report_figures(self.report)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to dotted keys; lists stay values (they are one setting, e.g. `data.split`)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def report_figures(report: dict) -> dict[str, float | None]:
+    """The headline figures of a finDML report (None where the report has none, e.g. leakage off)."""
+    overall, groups = report.get("overall", {}), report.get("groups", {})
+    gap = report.get("gaps", {}).get("recall@1", {})
+    worst = groups.get(gap.get("worst_group"), {}).get("recall@1")
+    return {
+        "recall@1": _number(overall.get("recall@1")),
+        "recall@1_gap": _number(gap.get("max_minus_min")),
+        "recall@1_worst": _number(worst),
+        "map@r": _number(overall.get("map@r")),
+        "attribute_leakage": _number(overall.get("attribute_leakage")),
+    }
+
+
+def is_finished_run(folder: Path) -> bool:
+    return (folder / "config.yaml").is_file() and (folder / "report.json").is_file()
+
+
+def load_run(folder: str | Path) -> FinishedRun:
+    folder = Path(folder)
+    config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True)
+    return FinishedRun(folder, flatten(config), json.loads((folder / "report.json").read_text()))
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
+    """Every finished run at or below the given folders (a run folder, a sweep folder, or a tree of them)."""
+    folders: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise FileNotFoundError(f"no such run or sweep folder: {path}")
+        found = [path] if is_finished_run(path) else sorted(p.parent for p in path.glob("**/report.json"))
+        # W&B keeps copies of report.json and a config.yaml of its own under wandb/: not runs
+        found = [folder for folder in found if "wandb" not in folder.relative_to(path).parts]
+        folders += [folder for folder in found if is_finished_run(folder) and folder not in folders]
+    return [load_run(folder) for folder in folders]
+
+
+def varying_keys(configs: Sequence[dict[str, Any]], exclude: Sequence[str] = NOT_A_SETTING) -> list[str]:
+    """Config keys whose value differs between runs, less seeds and paths (leaf name in `exclude`)."""
+    keys = sorted({key for config in configs for key in config})
+    varying = []
+    for key in keys:
+        if key.split(".")[-1] in exclude:
+            continue
+        values = {json.dumps(config.get(key), sort_keys=True, default=str) for config in configs}
+        if len(values) > 1:
+            varying.append(key)
+    return varying
+
+
+def setting_label(config: dict[str, Any], keys: Sequence[str]) -> str:
+    """`key=value, ...` over the swept keys (`all runs` when nothing was swept but the seed)."""
+    return ", ".join(f"{key}={_format_value(config.get(key))}" for key in keys) or "all runs"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)

@@ -1,0 +1,187 @@
+"""Local sweeps: `fairdml train -m key=a,b other=c,d` runs every combination, one after another.
+
+The grid comes from Hydra's own override grammar and sweeper (`OverridesParser` + `BasicSweeper`), so
+`key=a,b`, `key=range(0,3)` and `key=choice(a,b)` mean what they mean in Hydra. Hydra's launcher is not
+used: each run is its own `fairdml train` process, as a W&B agent would start it, because a run that
+crashes (or a DDP run, whose launcher re-executes the command line) must not take the sweep with it.
+Every run gets a subfolder `<sweep>/<NNN>/` (config.yaml, report.json, train.log); `sweep.json` records
+each run's overrides and outcome as it goes (the same command run again skips the runs that finished);
+at the end a summary table over all runs (CSV + Markdown) and the trade-off plot are written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+
+from fairdml.config import compose_config
+from fairdml.reports.runs import FIGURES, is_finished_run, load_run
+from fairdml.reports.table import format_markdown, write_csv
+
+MANIFEST = "sweep.json"
+LOG_TAIL_LINES = 15
+
+
+def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
+    """Every run's override list (Hydra's grid order) and the keys that take more than one value."""
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    except HydraException as error:
+        raise ValueError(f"bad sweep override: {error}") from None
+    swept = [override.get_key_element() for override in parsed if override.is_sweep_override()]
+    return jobs, swept
+
+
+def _hydra_value(value: object) -> str:
+    """A W&B parameter value written in Hydra's override grammar."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value)
+    return text if re.fullmatch(r"[\w.\-/@]+", text) else "'" + text.replace("'", "\\'") + "'"
+
+
+def sweep_file_overrides(path: str | Path) -> list[str]:
+    """The local grid of a W&B grid sweep file: its fixed command overrides and `key=v1,v2` per parameter.
+
+    So one sweep file runs both ways: on W&B's servers with `wandb sweep`/`wandb agent`, and offline with
+    `fairdml train -m --sweep-file FILE` (W&B sweeps cannot run offline). Only grids: random and
+    Bayesian search are decided by W&B's sweep server.
+    """
+    from wandb.sdk.launch.sweeps.utils import load_sweep_config
+
+    config = load_sweep_config(str(path))
+    if config is None:
+        raise ValueError(f"could not read the W&B sweep file {path}")
+    if config.get("method") != "grid":
+        raise ValueError(
+            f"{path}: method {config.get('method')!r} needs W&B's sweep server (`wandb sweep` + "
+            "`wandb agent`); only method: grid runs locally"
+        )
+    command = [str(part) for part in config.get("command", [])]
+    fixed = command[command.index("train") + 1 :] if "train" in command else []
+    overrides = [part for part in fixed if not part.startswith("${")]
+    for key, spec in config.get("parameters", {}).items():
+        if "values" in spec:
+            overrides.append(f"{key}={','.join(_hydra_value(value) for value in spec['values'])}")
+        elif "value" in spec:
+            overrides.append(f"{key}={_hydra_value(spec['value'])}")
+        else:
+            raise ValueError(f"{path}: grid parameter {key!r} needs `values` or `value`, got {sorted(spec)}")
+    return overrides
+
+
+def _sweep_dir(first_job: list[str], sweep_dir: str | None) -> Path:
+    if sweep_dir:
+        return Path(sweep_dir)
+    cfg = compose_config(first_job)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return Path(cfg.output_dir) / "sweeps" / f"{cfg.experiment}_{stamp}"
+
+
+def _check_jobs(jobs: list[list[str]]) -> None:
+    """Compose every run's config before starting any, so a bad key fails now and not after hours."""
+    for job in jobs:
+        if any(override.split("=", 1)[0].lstrip("+~") == "run_dir" for override in job):
+            raise ValueError("a sweep chooses each run's folder itself: remove run_dir= from the overrides")
+        compose_config(job)
+
+
+def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
+    """One `fairdml train` process; its output goes to `<run_dir>/train.log`."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "fairdml", "train", *job, f"run_dir={run_dir}"]
+    env = {key: value for key, value in os.environ.items() if key != "FAIRDML_RUN_DIR"}
+    env.setdefault("WANDB_RUN_GROUP", group)  # W&B shows a sweep's runs as one group
+    started = time.monotonic()
+    with open(run_dir / "train.log", "w") as log:
+        returncode = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False
+        ).returncode
+    record = {"run_dir": run_dir.name, "overrides": job, "returncode": returncode}
+    record["seconds"] = round(time.monotonic() - started, 1)
+    record["status"] = "finished" if returncode == 0 and is_finished_run(run_dir) else "failed"
+    if record["status"] == "failed":
+        lines = (run_dir / "train.log").read_text(errors="replace").splitlines()
+        record["error"] = "\n".join(lines[-LOG_TAIL_LINES:])
+    return record
+
+
+def _finished_before(folder: Path) -> dict[str, dict]:
+    """The finished runs an earlier call recorded in this sweep folder, by run folder name."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return {}
+    runs = json.loads(path.read_text()).get("runs", [])
+    return {record["run_dir"]: record for record in runs if record.get("status") == "finished"}
+
+
+def run_local_sweep(overrides: list[str], sweep_dir: str | None = None) -> Path:
+    """Run the grid, record each run, then write the summary table and the trade-off plot."""
+    jobs, swept = expand_sweep(overrides)
+    _check_jobs(jobs)
+    folder = _sweep_dir(jobs[0], sweep_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    done = _finished_before(folder)
+    manifest = {"overrides": overrides, "swept": swept, "created": datetime.now().isoformat(), "runs": []}
+    print(f"fairdml sweep: {len(jobs)} runs over {', '.join(swept) or 'nothing'} in {folder}", flush=True)
+    for index, job in enumerate(jobs):
+        print(f"[{index + 1}/{len(jobs)}] {' '.join(job)}", flush=True)
+        run_dir = folder / f"{index:03d}"
+        previous = done.get(run_dir.name)
+        if previous is not None and previous["overrides"] == job and is_finished_run(run_dir):
+            record = previous  # the same run finished in an earlier, interrupted call: keep it
+        else:
+            record = _run_one(job, run_dir, group=folder.name)
+        manifest["runs"].append(record)
+        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        print(f"    {record['status']} in {record['seconds']} s -> {folder / record['run_dir']}", flush=True)
+    summarize_sweep(folder)
+    failed = [record for record in manifest["runs"] if record["status"] != "finished"]
+    if len(failed) < len(jobs):
+        from fairdml.reports.compare import run_compare
+
+        run_compare([str(folder)], str(folder))
+    if failed:
+        names = ", ".join(record["run_dir"] for record in failed)
+        print(f"fairdml sweep: {len(failed)} of {len(jobs)} runs failed ({names}); see their train.log")
+    return folder
+
+
+def summary_rows(folder: Path) -> tuple[list[str], list[list]]:
+    """One row per run of a sweep: folder, status, swept values, headline figures (blank if it failed)."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    swept = manifest["swept"]
+    columns = ["run", "status", *swept, *FIGURES]
+    rows = []
+    for record in manifest["runs"]:
+        values = dict(override.split("=", 1) for override in record["overrides"])
+        row = [record["run_dir"], record["status"], *(values.get(key, "") for key in swept)]
+        figures = load_run(folder / record["run_dir"]).figures if record["status"] == "finished" else {}
+        rows.append(row + [figures.get(name) for name in FIGURES])
+    return columns, rows
+
+
+def summarize_sweep(folder: str | Path) -> str:
+    """Write `summary.csv` and `summary.md` in the sweep folder and print the Markdown table."""
+    folder = Path(folder)
+    columns, rows = summary_rows(folder)
+    write_csv(folder / "summary.csv", columns, rows)
+    markdown = format_markdown(columns, rows)
+    (folder / "summary.md").write_text(markdown + "\n")
+    print(f"\n{markdown}\n\nfairdml sweep: summary in {folder / 'summary.csv'}")
+    return markdown
