@@ -30,7 +30,7 @@ def create_backbone(name: str, pretrained_path: str | None = None, **kwargs: Any
 
 
 def feature_dim(backbone: nn.Module) -> int:
-    return int(getattr(backbone, "num_features"))
+    return int(backbone.num_features)
 
 
 def freeze_batchnorm_stats(module: nn.Module) -> None:
