@@ -140,3 +140,15 @@ def test_resume_warns_about_changed_settings(tiny_overrides, tmp_path):
     OmegaConf.save(compose_config([*tiny_overrides, "optim.lr=0.5"]), tmp_path / "config.yaml")
     with pytest.warns(UserWarning, match=r"\['optim.lr'"):
         assert resume_checkpoint(cfg, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+
+
+def test_every_epoch_trains_the_same_number_of_steps(tiny_overrides, tmp_path):
+    # Regression: the sampler once yielded nothing every second epoch under Lightning.
+    run_dir = tmp_path / "run"
+    run_training(compose_config([*tiny_overrides, f"run_dir={run_dir}", "trainer.max_epochs=3",
+                                 "evaluation.test_after_fit=false"]))  # fmt: skip
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        rows = [row for row in csv.DictReader(file) if row.get("val/recall@1")]
+    steps = [int(row["step"]) + 1 for row in rows]
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert steps[0] > 0 and steps == [steps[0] * (epoch + 1) for epoch in range(3)]

@@ -140,9 +140,11 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         mine = self._global_batches()[self.rank :: self.num_replicas][: self._batches_per_rank]
-        start = self.position
-        for batch in mine[start:]:
-            self.position += 1
+        start = self.position if self.position < len(mine) else 0
+        for position, batch in enumerate(mine[start:], start + 1):
+            # Advance before the last yield: Lightning stops after len(self) batches without exhausting
+            # the generator, so code after the loop would run only at the next epoch (an empty epoch).
+            self.position = position
+            if position == len(mine):
+                self.position, self.epoch = 0, self.epoch + 1
             yield batch
-        self.position = 0
-        self.epoch += 1
