@@ -27,9 +27,10 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from fairdml.callbacks.parade import Parade, fresh_decorrelation
+from fairdml.callbacks.parade import Parade, attribute_cka
 from fairdml.data.base import DatasetView
 from fairdml.data.datamodule import DMLDataModule, build_transforms
+from fairdml.metrics.functional import attribute_leakage
 from fairdml.models.module import DMLModule
 from fairdml.reports.runs import find_runs
 
@@ -55,9 +56,9 @@ def train(name: str, overrides: list[str], seed: int, epochs: int, out_root: Pat
 @torch.no_grad()
 def test_embeddings(
     run_dir: Path, split: str = "test"
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-    """(class embeddings, {attribute: attribute embeddings}) of a split (without augmentation) from the
-    run's best checkpoint; None for a run without PARADE."""
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor] | None:
+    """(class embeddings, {attribute: attribute embeddings}, class labels, group codes) of a split (without
+    augmentation) from the run's best checkpoint; None for a run without PARADE."""
     report = json.loads((run_dir / "report.json").read_text())
     checkpoint = report["meta"]["best_checkpoint"] or str(run_dir / "checkpoints" / "last.ckpt")
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -76,13 +77,29 @@ def test_embeddings(
     module.eval()
     chosen = datamodule.views[split]
     plain = DatasetView(chosen.base, chosen.indices, build_transforms(data_cfg, train=False))
-    class_parts, attribute_parts = [], {name: [] for name in parade.attributes}
+    class_parts, attribute_parts, labels, groups = [], {name: [] for name in parade.attributes}, [], []
+    column = list(view.attribute_names).index(datamodule.group_attribute)
     with torch.no_grad():
         for batch in DataLoader(plain, batch_size=256):
             class_parts.append(module.model(batch["image"]))
+            labels.append(batch["label"])
+            groups.append(batch["attributes"][:, column])
             for name, value in parade.attribute_embeddings(module, batch["image"]).items():
                 attribute_parts[name].append(value)
-    return torch.cat(class_parts), {name: torch.cat(parts) for name, parts in attribute_parts.items()}
+    attributes = {name: torch.cat(parts) for name, parts in attribute_parts.items()}
+    return torch.cat(class_parts), attributes, torch.cat(labels), torch.cat(groups)
+
+
+def test_split_figures(run_dir: Path, seed: int) -> dict[str, float]:
+    """From the saved test embeddings of any run (PARADE or not): linear CKA with the one-hot attribute, and
+    the linear probe's leakage held out by class (runs made before that split was fixed report a sample split)."""
+    if not (run_dir / "embeddings_test.npz").is_file():  # runs from before fairdml saved them
+        return {"linear_cka": math.nan, "attribute_leakage": math.nan}
+    saved = np.load(run_dir / "embeddings_test.npz")
+    _, codes = np.unique(saved["groups"], return_inverse=True)
+    embeddings, codes = torch.from_numpy(saved["embeddings"]), torch.from_numpy(codes)
+    probe = attribute_leakage(embeddings, codes, torch.from_numpy(saved["labels"]), seed=seed)
+    return {"linear_cka": attribute_cka(embeddings, codes), "attribute_leakage": probe.balanced_accuracy}
 
 
 def evaluate(name: str, seed: int, run_dir: Path) -> dict:
@@ -93,29 +110,17 @@ def evaluate(name: str, seed: int, run_dir: Path) -> dict:
         "recall@1": report["overall"]["recall@1"],
         **{f"recall@1_{group}": values["recall@1"] for group, values in report["groups"].items()},
         "recall@1_gap": report["gaps"]["recall@1"]["max_minus_min"],
-        "attribute_leakage": report["overall"].get("attribute_leakage"),
         "decorrelation_fresh": math.nan,
         "decorrelation_chance": math.nan,
         "decorrelation_ceiling": math.nan,
         "shared": math.nan,
         "shared_cosine": math.nan,
+        **test_split_figures(run_dir, seed),
         "run_dir": str(run_dir),
     }
     measured = report.get("parade", {}).get("style")  # written by the callback at test time
-    if measured is None or "shared" not in measured:  # older runs: measure afresh
+    if measured is not None and "shared" not in measured:  # runs older than the `shared` figure
         measured = None
-        embedded = test_embeddings(run_dir)  # from the best checkpoint
-        if embedded is not None:
-            class_embeddings, attributes = embedded
-            result = fresh_decorrelation(class_embeddings, next(iter(attributes.values())), seed=seed)
-            measured = {
-                f"decorrelation_{k}" if k in ("chance", "ceiling") else k: v for k, v in result.items()
-            }
-            measured["decorrelation"] = measured.pop("correlation")
-            signed = fresh_decorrelation(
-                class_embeddings, next(iter(attributes.values())), seed=seed, form="cosine"
-            )
-            measured["shared_cosine"] = signed["shared"]
     if measured is not None:
         row["decorrelation_fresh"] = measured["decorrelation"]
         row["decorrelation_chance"] = measured["decorrelation_chance"]
@@ -143,7 +148,8 @@ def markdown(summary: list[dict]) -> str:
     columns = [
         ("recall@1", "R@1"), ("recall@1_majority", "R@1 majority"), ("recall@1_minority", "R@1 minority"),
         ("recall@1_gap", "R@1 gap"), ("shared", "e_a share in e_c (squared)"),
-        ("shared_cosine", "e_a share in e_c (cosine)"), ("attribute_leakage", "leakage"),
+        ("shared_cosine", "e_a share in e_c (cosine)"), ("linear_cka", "CKA(e_c, attribute)"),
+        ("attribute_leakage", "leakage"),
     ]  # fmt: skip
     header = "| setting | seeds | " + " | ".join(t for _, t in columns) + " |"
     lines = [header, "|---" * (len(columns) + 2) + "|"]
@@ -166,12 +172,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def setting_name(config: dict) -> str:
-    """baseline / group_balanced / parade_rho<ρ′> from a run's flattened config."""
+    """baseline / group_balanced / parade_rho<ρ′> / group_balanced+parade_rho<ρ′> from a flattened config."""
+    balanced = config.get("data.sampler") == "group_balanced"
     if config.get("parade.enabled"):
-        return f"parade_rho{float(config['parade.strength']):g}"
-    if config.get("data.sampler") == "group_balanced":
-        return "group_balanced"
-    return "baseline"
+        return ("group_balanced+" if balanced else "") + f"parade_rho{float(config['parade.strength']):g}"
+    return "group_balanced" if balanced else "baseline"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,8 +192,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def order(row: dict) -> tuple:
         name = row["setting"]
-        rank = {"baseline": 0, "group_balanced": 1}.get(name, 2)
-        return (rank, float(name.removeprefix("parade_rho")) if rank == 2 else 0.0, row["seed"])
+        rank = {"baseline": 0, "group_balanced": 1}.get(name, 3 if name.startswith("group_balanced+") else 2)
+        strength = float(name.rpartition("parade_rho")[2]) if rank >= 2 else 0.0
+        return (rank, strength, row["seed"])
 
     rows.sort(key=order)
     summary = summarise(rows)

@@ -153,6 +153,8 @@ class ParadeConfig:
     attribute_lr: float | None = None  # attribute heads; None: optim.lr
     projection_steps: int = 1  # updates of P per batch (>1: extra steps on detached embeddings)
     correlation: str = "squared"  # squared (MIC, the paper) | cosine (sign-aware; docs/parade.md)
+    encoder_objective: str = "reversal"  # reversal (MIC, the paper) | confusion | covariance | kernel_covariance
+    measure_steps: int = 500  # Adam steps of each fresh P that measures the de-correlation at test end
 
 
 @dataclass
@@ -192,6 +194,8 @@ def _valid_keys_hint(message: str) -> str:
         if "." not in token or "=" in token:
             continue
         parent, _, leaf = token.rpartition(".")
+        if not parent:
+            continue
         node: Any = OmegaConf.structured(TrainConfig)
         try:
             node = OmegaConf.select(node, parent, throw_on_missing=False)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from fairdml.cli import main
 from fairdml.reports.compare import run_compare
 from fairdml.reports.runs import find_runs, varying_keys
-from fairdml.reports.tradeoff import pareto_front
+from fairdml.reports.tradeoff import distinguishing_keys, pareto_front
 
 # strength -> (Recall@1, Recall@1 gap, leakage) before seed noise: 2 is dominated by 1 on both fronts
 SETTINGS = {
@@ -90,6 +90,37 @@ def test_runs_are_found_and_settings_exclude_seeds_and_paths(sweep_dir):
     runs = find_runs([folder])
     assert len(runs) == 12  # not the failed run, not W&B's copies
     assert varying_keys([run.config for run in runs]) == ["parade.strength"]
+
+
+def test_a_key_an_older_run_lacks_counts_as_its_default(tmp_path):
+    """Runs made before a config key existed group with newer runs that have its default value."""
+    from fairdml.config import ParadeConfig
+
+    _write_run(tmp_path / "old", 4.0, 0, (0.5, 0.1, 0.9))
+    _write_run(tmp_path / "new", 4.0, 1, (0.5, 0.1, 0.9))
+    _write_run(tmp_path / "other", 4.0, 2, (0.5, 0.1, 0.9))
+    for name, objective in (("new", ParadeConfig.encoder_objective), ("other", "covariance")):
+        config = OmegaConf.load(tmp_path / name / "config.yaml")
+        config.parade.encoder_objective = objective
+        OmegaConf.save(config, tmp_path / name / "config.yaml")
+    runs = {run.path.name: run for run in find_runs([tmp_path])}
+    assert runs["old"].config["parade.encoder_objective"] == ParadeConfig.encoder_objective
+    assert varying_keys([runs["old"].config, runs["new"].config]) == []
+    assert varying_keys([run.config for run in runs.values()]) == ["parade.encoder_objective"]
+
+
+def test_labels_use_the_fewest_keys_that_tell_settings_apart():
+    # the loss and its margin change together with the experiment; strength varies within one experiment
+    configs = [
+        {"experiment": "baseline", "loss": "margin", "margin": 0.2, "strength": 4.0},
+        {"experiment": "parade", "loss": "contrastive", "margin": None, "strength": 0.0},
+        {"experiment": "parade", "loss": "contrastive", "margin": None, "strength": 1.0},
+        {"experiment": "parade", "loss": "contrastive", "margin": None, "strength": 4},  # shows as 4.0 does
+    ]
+    keys = ["experiment", "loss", "margin", "strength"]
+    assert distinguishing_keys(configs, keys) == ["experiment", "strength"]
+    assert distinguishing_keys(configs[1:], keys) == ["strength"]
+    assert distinguishing_keys(configs[:1], keys) == []
 
 
 def test_compare_writes_table_png_and_offline_html(sweep_dir, capsys):

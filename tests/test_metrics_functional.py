@@ -366,6 +366,51 @@ def test_leakage_is_near_chance_for_an_independent_attribute():
     assert abs(result.balanced_accuracy - 1 / 3) < 0.15
 
 
+def _class_attribute_data(n_classes: int, per_class: int, dim: int, style: float, seed: int):
+    """Each class a random direction; its attribute (half the classes) adds `style` along one shared axis."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n_classes).repeat_interleave(per_class)
+    attribute = (torch.arange(n_classes) % 2)[labels]
+    centres = torch.randn(n_classes, dim, generator=generator)
+    z = centres[labels] + 0.3 * torch.randn(len(labels), dim, generator=generator)
+    z[:, 0] += style * attribute
+    return z, labels, attribute
+
+
+@pytest.mark.parametrize(("n_classes", "per_class", "dim"), [(30, 20, 64), (20, 10, 32), (40, 8, 48)])
+def test_leakage_holds_whole_classes_out_and_matches_sklearn(n_classes, per_class, dim):
+    """No style at all, but the attribute is constant per class: a sample split reads it off the class."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    z, labels, attribute = _class_attribute_data(n_classes, per_class, dim, style=0.0, seed=n_classes)
+    by_class = attribute_leakage(z, attribute, labels, seed=3)
+    by_sample = attribute_leakage(z, attribute, seed=3)
+    train, test = next(
+        StratifiedGroupKFold(2, shuffle=True, random_state=3).split(z, attribute.numpy(), labels.numpy())
+    )
+    assert not set(labels[train].tolist()) & set(labels[test].tolist())  # no class on both sides
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(z[train], attribute[train])
+    expected = balanced_accuracy_score(attribute[test], probe.predict(z[test].numpy()))
+    assert by_class.split == "class" and by_class.balanced_accuracy == pytest.approx(expected, abs=TOL)
+    assert by_sample.split == "sample" and by_sample.balanced_accuracy > 0.85  # the class gives it away
+    assert by_class.balanced_accuracy < 0.8  # new classes: nothing to read
+
+
+def test_leakage_by_class_still_finds_a_shared_attribute_direction():
+    z, labels, attribute = _class_attribute_data(40, 20, 8, style=6.0, seed=1)
+    assert attribute_leakage(z, attribute, labels, seed=0).balanced_accuracy > 0.9
+
+
+def test_leakage_falls_back_to_a_sample_split_when_a_group_has_one_class():
+    z, labels, attribute = _class_attribute_data(30, 20, 16, style=0.0, seed=2)
+    labels = torch.where(attribute == 1, torch.tensor(99), labels)  # the whole group is one class
+    with pytest.warns(FairnessMetricWarning, match="too few classes"):
+        assert attribute_leakage(z, attribute, labels).split == "sample"
+
+
 # ---------------------------------------------------------------- groups, gaps, intervals
 
 

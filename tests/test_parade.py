@@ -15,9 +15,11 @@ from torch import nn
 from fairdml.callbacks.gradient_reversal import reverse_gradient
 from fairdml.callbacks.parade import (
     Parade,
+    attribute_cka,
     correlation,
     decorrelation_terms,
     fresh_decorrelation,
+    normalised_cross_covariance,
     scheduled_strength,
 )
 from fairdml.config import compose_config, to_container
@@ -106,6 +108,91 @@ def test_one_step_each_way_moves_the_correlation_as_each_player_wants():
     assert corr_now() < after_projection
 
 
+@pytest.mark.parametrize("strength", [0.5, 3.0])
+def test_confusion_objective_gradients_by_hand(strength):
+    """Confusion: P still gets −∂corr/∂W; e_c gets ρ′ ∂spread/∂e_c through a frozen P; e_a gets nothing.
+
+    Batch of two with P = identity: p_i = normalize(e_c,i), spread = 1 − ‖(p_1 + p_2)/2‖². For unit e_c,
+    ∂spread/∂e_c,i = −(I − p_i p_iᵀ) m / 2 with m = p_1 + p_2 (the chain rule through the mean and the
+    normalisation), here written out by hand.
+    """
+    c = torch.tensor([[0.6, 0.8], [1.0, 0.0]])
+    a = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    class_embeddings, attribute_embeddings = c.clone().requires_grad_(), a.clone().requires_grad_()
+    projection = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        projection.weight.copy_(torch.eye(2))
+    loss, corr = decorrelation_terms(
+        class_embeddings, attribute_embeddings, projection, strength, form="cosine", objective="confusion"
+    )
+    loss.backward()
+    m = c.sum(dim=0)
+    expected_class = torch.stack([-(torch.eye(2) - torch.outer(p, p)) @ m / 2 for p in c])
+    assert torch.allclose(class_embeddings.grad, strength * expected_class, atol=1e-5)
+    assert attribute_embeddings.grad is None
+    # corr = mean_i ⟨a_i, p_i⟩; P's loss −corr: ∂/∂W = −mean_i (I − p_i p_iᵀ) a_i c_iᵀ (here |W c_i| = 1)
+    expected_p = -sum(torch.outer((torch.eye(2) - torch.outer(p, p)) @ t, p) for p, t in zip(c, a)) / 2
+    assert torch.allclose(projection.weight.grad, expected_p, atol=1e-5)
+    spread = 1 - (m / 2).pow(2).sum()
+    assert corr.item() == pytest.approx(float((a * c).sum(1).mean()))
+    assert loss.item() == pytest.approx(strength * float(spread) - corr.item())
+
+
+def test_confusion_steps_make_predictions_alike_and_reversal_does_not():
+    """Against a fitted P, descent on confusion brings P to chance; descent on the reversed loss does not.
+
+    Reversal lowers corr by moving e_c where P is wrong, and P's predictions still differ from sample to
+    sample (information left); confusion makes them alike, so corr falls to (at most) the best constant guess.
+    """
+    torch.manual_seed(1)
+    codes = torch.arange(32) % 2
+    prototypes = nn.functional.normalize(torch.randn(2, 4), dim=-1)
+    attribute = prototypes[codes]
+    chance = float(prototypes.mean(0).norm())  # corr of the best constant prediction
+    start = nn.functional.normalize(torch.randn(32, 6) + 2.0 * codes[:, None], dim=-1)  # e_c carries the group
+    projection = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4))
+    optimizer = torch.optim.Adam(projection.parameters(), lr=1e-2)
+    for _ in range(200):  # fit P first
+        optimizer.zero_grad()
+        decorrelation_terms(start, attribute, projection, 0.0, form="cosine", objective="confusion")[0].backward()
+        optimizer.step()
+    results = {}
+    for objective in ("reversal", "confusion"):
+        embeddings = start.clone().requires_grad_()
+        for _ in range(300):
+            loss, _ = decorrelation_terms(embeddings, attribute, projection, 1.0, False, "cosine", objective)
+            projection.zero_grad()
+            embeddings.grad = None
+            loss.backward()
+            with torch.no_grad():
+                embeddings -= 2.0 * embeddings.grad
+        with torch.no_grad():
+            predicted = nn.functional.normalize(projection(nn.functional.normalize(embeddings, dim=-1)), dim=-1)
+            corr = float(correlation(attribute, predicted, "cosine"))
+        results[objective] = (corr, float(1 - predicted.mean(0).pow(2).sum()))
+    assert results["confusion"][1] < 0.01 and results["confusion"][0] <= chance  # no better than a constant
+    assert results["reversal"][1] > 0.3  # P still tells samples apart
+
+
+@pytest.mark.parametrize(("n", "dx", "dy"), [(8, 3, 2), (64, 16, 8), (200, 64, 64)])
+def test_normalised_cross_covariance_is_linear_cka_and_only_its_numerator_has_gradient(n, dx, dy):
+    """Reference: linear CKA in float64 with the centring matrix H, ‖YᵀHX‖² / (‖XᵀHX‖ ‖YᵀHY‖)."""
+    generator = torch.Generator().manual_seed(n)
+    x = torch.randn(n, dx, generator=generator)
+    y = torch.randn(n, dy, generator=generator) + x[:, :1]  # partly dependent
+    xd, yd, h = x.double(), y.double(), torch.eye(n, dtype=torch.float64) - 1.0 / n
+    reference = (yd.T @ h @ xd).pow(2).sum() / ((xd.T @ h @ xd).norm() * (yd.T @ h @ yd).norm())
+    x.requires_grad_()
+    value = normalised_cross_covariance(x, y)
+    assert value.item() == pytest.approx(reference.item(), rel=1e-4)
+    assert normalised_cross_covariance(y, y).item() == pytest.approx(1.0, rel=1e-5)
+    value.backward()
+    xc, yc = xd - xd.mean(0), yd - yd.mean(0)
+    # the denominator is a constant for the encoder: ∂/∂X = 2 Yc (Ycᵀ Xc) / (‖XcᵀXc‖ ‖YcᵀYc‖)
+    expected = 2 * yc @ (yc.T @ xc) / ((xc.T @ xc).norm() * (yc.T @ yc).norm())
+    assert torch.allclose(x.grad.double(), expected, rtol=1e-3, atol=1e-7)
+
+
 def test_correlation_forms_squared_is_sign_blind_cosine_is_not():
     torch.manual_seed(0)
     attribute_embeddings = nn.functional.normalize(torch.randn(8, 5), dim=-1)
@@ -149,6 +236,55 @@ def test_bad_schedule_and_strengths_are_clear_errors():
         Parade(attributes=["style"], strength=[1.0, 2.0])
     with pytest.raises(ValueError, match=">= 0"):
         Parade(strength=-1.0)
+    with pytest.raises(ValueError, match="parade.encoder_objective must be one of"):
+        Parade(encoder_objective="adversarial")
+
+
+def test_attribute_cka_is_zero_for_equal_group_means_and_one_for_groups_only():
+    codes = torch.arange(40) % 2
+    directions = torch.eye(4)
+    only_groups = directions[codes]  # e_c varies only between the groups
+    assert attribute_cka(only_groups, codes) == pytest.approx(1.0, abs=1e-5)
+    within = directions[2 + (torch.arange(40) // 2) % 2]  # varies only within each group
+    assert attribute_cka(within, codes) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize(("n", "dx", "dy"), [(8, 3, 2), (64, 16, 8)])
+def test_kernel_cka_matches_a_float64_brute_force(n, dx, dy):
+    """Reference: HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with K_ij = exp(−‖x_i − x_j‖² / median), L = YYᵀ."""
+    generator = torch.Generator().manual_seed(n)
+    x = torch.randn(n, dx, generator=generator)
+    y = torch.randn(n, dy, generator=generator) + x[:, :1].pow(2)  # dependent, but not linearly
+    xd, yd, h = x.double(), y.double(), torch.eye(n, dtype=torch.float64) - 1.0 / n
+    squared = torch.tensor([[float((a - b).pow(2).sum()) for b in xd] for a in xd], dtype=torch.float64)
+    k = torch.exp(-squared / squared.median())
+    lin = yd @ yd.T
+
+    def hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.trace(a @ h @ b @ h)
+
+    reference = hsic(k, lin) / (hsic(k, k) * hsic(lin, lin)).sqrt()
+    assert normalised_cross_covariance(x, y, "rbf").item() == pytest.approx(reference.item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("strength", [0.5, 4.0])
+def test_covariance_objective_is_cka_with_the_group_means_of_e_a(strength):
+    """Loss = ρ′ · CKA(ê_c, ē_a) − corr, ē_a_i = mean of ê_a over i's group; e_a and P's output untouched."""
+    torch.manual_seed(0)
+    codes = torch.tensor([0, 1, 1, 2, 0, 1, 2, 2, 0, 1])
+    class_embeddings = torch.randn(10, 6, requires_grad=True)
+    attribute_embeddings = torch.randn(10, 4, requires_grad=True)
+    projection = nn.Linear(6, 4)
+    loss, corr = decorrelation_terms(
+        class_embeddings, attribute_embeddings, projection, strength, form="cosine", objective="covariance",
+        codes=codes,
+    )  # fmt: skip
+    unit = nn.functional.normalize(attribute_embeddings.detach(), dim=-1)
+    group_means = torch.stack([unit[codes == int(c)].mean(0) for c in codes])
+    cka = normalised_cross_covariance(nn.functional.normalize(class_embeddings.detach(), dim=-1), group_means)
+    assert loss.item() == pytest.approx(strength * cka.item() - corr.item(), rel=1e-5)
+    loss.backward()
+    assert attribute_embeddings.grad is None and class_embeddings.grad.abs().sum() > 0
 
 
 # -- several attributes, wired into a module ---------------------------------------------------------------
@@ -378,3 +514,19 @@ def test_fresh_decorrelation_sees_shared_information_and_not_its_absence():
     # the constant and the e_a-fed predictors do not depend on e_c
     assert related["chance"] == pytest.approx(unrelated["chance"])
     assert related["ceiling"] == pytest.approx(unrelated["ceiling"])
+
+
+def test_fresh_decorrelation_holds_whole_classes_out():
+    """e_a is a per-class constant and e_c a per-class random code: no shared direction, only class identity.
+
+    Split by sample, P learns class → e_a and looks fully correlated; held out by class it is at chance.
+    """
+    torch.manual_seed(0)
+    labels = torch.arange(40).repeat_interleave(10)
+    groups = (torch.arange(40) % 2)[labels]
+    attribute = torch.randn(2, 4)[groups] + 0.3 * torch.randn(40, 4)[labels]
+    class_codes = torch.randn(40, 8)[labels] + 0.1 * torch.randn(400, 8)
+    by_sample = fresh_decorrelation(class_codes, attribute, hidden=32, steps=300, lr=1e-2)
+    by_class = fresh_decorrelation(class_codes, attribute, labels=labels, groups=groups, hidden=32, steps=300, lr=1e-2)
+    assert by_sample["split"] == "sample" and by_sample["shared"] > 0.8
+    assert by_class["split"] == "class" and by_class["shared"] < 0.3

@@ -14,6 +14,19 @@ How the two players see L_dec: P descends −corr with its own learning rate (`p
 is, so the adversary is trained from step 0 even while ρ′ warms up; the encoder receives ρ′(t) times the
 reversed gradient, i.e. it descends +ρ′ · corr. With Adam this equals MIC's single weighted term.
 
+`encoder_objective: confusion` (fairdml's option, not the paper's) changes only what the encoder descends:
+instead of P's reversed loss (whose minimum, for the encoder, is a P that is confidently *wrong*, so the
+attribute stays in e_c with its sign flipped), ρ′ times the spread of P's normalised predictions over the
+batch, 1 − ‖mean_b normalize(P(e_c))‖², which is 0 exactly when P predicts the same for everyone and so
+knows nothing of the sample (domain confusion, Tzeng et al. 2015, in PARADE's regression form).
+`encoder_objective: covariance` (fairdml's option) drops the game for the encoder: it descends ρ′ times the
+batch's linear CKA of e_c and ē_a, ‖C_cā‖²_F / (‖C_cc‖_F ‖C_āā‖_F) in [0, 1], where ē_a is e_a averaged over
+the batch's samples with the same attribute value (the attribute's part of e_a) and the norms in the
+denominator are held constant, so the encoder cannot lower it by reshaping its own spread. Linear
+dependence, computed in closed form every batch: there is no lagging adversary to dodge.
+`kernel_covariance` is the same with a Gaussian kernel on e_c (any dependence, HSIC). P is still trained
+(on detached embeddings) and logged with every objective, and measures the de-correlation at test time.
+
 Nothing of this reaches the exported model: the heads live in `DMLModule.auxiliary`, which export drops.
 """
 
@@ -32,6 +45,7 @@ from torch import nn
 from fairdml.callbacks.gradient_reversal import reverse_gradient
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.fairness import drop_duplicate_indices
+from fairdml.metrics.functional.leakage import held_out_split
 from fairdml.models.backbones import feature_dim
 from fairdml.models.heads import EmbeddingHead
 
@@ -46,6 +60,7 @@ def projection_network(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
 
 
 CORRELATION_FORMS = ("squared", "cosine")
+ENCODER_OBJECTIVES = ("reversal", "confusion", "covariance", "kernel_covariance")
 
 
 def correlation(
@@ -70,17 +85,73 @@ def decorrelation_terms(
     strength: float,
     reverse_attribute_branch: bool = True,
     form: str = "squared",
+    objective: str = "reversal",
+    codes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(P's loss −corr, raw corr). Gradients: P descends −corr; the encoder(s) get ρ′ × the reversed one.
+    """(the de-correlation loss, raw corr). P always descends −corr.
 
-    `reverse_attribute_branch`: MIC reverses both branches (the attribute head is also pushed away from
-    what P predicts); False detaches e_a here, so only e_c is de-correlated.
+    "reversal" (MIC): the encoder(s) get ρ′ × the reversed gradient of −corr. `reverse_attribute_branch`:
+    MIC reverses both branches (the attribute head is also pushed away from what P predicts); False
+    detaches e_a here, so only e_c is de-correlated.
+    "confusion": P learns on detached embeddings; e_c descends ρ′ × the spread of the predictions of a
+    frozen copy of P (see the module docstring); e_a is left alone.
+    "covariance": P learns on detached embeddings; e_c descends ρ′ × linear CKA(e_c, ē_a) (module docstring),
+    ē_a = e_a averaged over the batch's samples with the same attribute value (`codes`), so that only the
+    attribute's part of e_a counts, not what e_a happens to share with the class.
+    "kernel_covariance": the same with a Gaussian kernel on e_c (`normalised_cross_covariance`).
     """
+    if objective not in ENCODER_OBJECTIVES:
+        raise ValueError(f"parade.encoder_objective must be one of {ENCODER_OBJECTIVES}, got {objective!r}")
+    if objective in ("covariance", "kernel_covariance"):
+        class_in = F.normalize(class_embeddings, dim=-1)
+        target = F.normalize(attribute_embeddings, dim=-1).detach()
+        corr = correlation(target, projection(class_in.detach()), form)
+        if codes is not None:
+            members = F.one_hot(codes.long()).to(target.dtype)  # (B, values)
+            target = members @ ((members.T @ target) / members.sum(dim=0).clamp_min(1)[:, None])
+        kernel = "rbf" if objective == "kernel_covariance" else "linear"
+        return strength * normalised_cross_covariance(class_in, target, kernel) - corr, corr.detach()
+    if objective == "confusion":
+        class_in = F.normalize(class_embeddings, dim=-1)
+        corr = correlation(attribute_embeddings.detach(), projection(class_in.detach()), form)
+        frozen = {name: parameter.detach() for name, parameter in projection.named_parameters()}
+        predicted = F.normalize(torch.func.functional_call(projection, frozen, (class_in,)), dim=-1)
+        spread = 1.0 - predicted.mean(dim=0).pow(2).sum()
+        return strength * spread - corr, corr.detach()
     class_in = reverse_gradient(F.normalize(class_embeddings, dim=-1), strength)
     target = F.normalize(attribute_embeddings, dim=-1)
     target = reverse_gradient(target, strength) if reverse_attribute_branch else target.detach()
     corr = correlation(target, projection(class_in), form)
     return -corr, corr.detach()
+
+
+def normalised_cross_covariance(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear") -> torch.Tensor:
+    """CKA of x and y over the batch; the denominator carries no gradient.
+
+    "linear": ‖C_xy‖²_F / (‖C_xx‖_F ‖C_yy‖_F), dependence through second moments only. "rbf": x through a
+    Gaussian kernel (bandwidth: the median squared distance, held constant), y linear, so any dependence of
+    x on y counts (HSIC, Gretton et al. 2005), not only the groups' mean difference.
+    """
+    x, y = x - x.mean(dim=0), y - y.mean(dim=0)
+    if kernel == "linear":
+        cross = (x.T @ y).pow(2).sum()
+        scale = ((x.T @ x).pow(2).sum() * (y.T @ y).pow(2).sum()).sqrt().detach()
+        return cross / scale.clamp_min(1e-12)
+    distances = torch.cdist(x, x).pow(2)
+    gram_x = torch.exp(-distances / distances.detach().median().clamp_min(1e-12))
+    gram_x = gram_x - gram_x.mean(dim=0) - gram_x.mean(dim=1, keepdim=True) + gram_x.mean()  # H K H
+    gram_y = y @ y.T  # already centred
+    cross = (gram_x * gram_y).sum()
+    scale = ((gram_x * gram_x).sum() * (gram_y * gram_y).sum()).sqrt().detach()
+    return cross / scale.clamp_min(1e-12)
+
+
+def attribute_cka(class_embeddings: torch.Tensor, codes: torch.Tensor) -> float:
+    """Linear CKA of e_c with the attribute's one-hot codes: the share of e_c's covariance that the groups'
+    mean differences explain (0 = equal group means, 1 = e_c varies only between groups). No fitting, so
+    on the test split (unseen classes) it needs no held-out part of its own."""
+    members = F.one_hot(codes.long()).to(class_embeddings.dtype)
+    return float(normalised_cross_covariance(F.normalize(class_embeddings.float(), dim=-1), members.float()))
 
 
 def scheduled_strength(strength: float, schedule: str, warmup_steps: int, step: int) -> float:
@@ -125,6 +196,8 @@ class Parade(L.Callback):
         attribute_lr: float | None = None,
         projection_steps: int = 1,
         correlation: str = "squared",
+        encoder_objective: str = "reversal",
+        measure_steps: int = 500,
     ):
         super().__init__()
         self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
@@ -160,6 +233,12 @@ class Parade(L.Callback):
         if correlation not in CORRELATION_FORMS:
             raise ValueError(f"parade.correlation must be one of {CORRELATION_FORMS}, got {correlation!r}")
         self.correlation_form = correlation
+        if encoder_objective not in ENCODER_OBJECTIVES:
+            raise ValueError(
+                f"parade.encoder_objective must be one of {ENCODER_OBJECTIVES}, got {encoder_objective!r}"
+            )
+        self.encoder_objective = encoder_objective
+        self.measure_steps = int(measure_steps)
         self._projection_optimizers: dict[str, torch.optim.Optimizer] = {}
         self._pending_optimizer_states: dict[str, dict] = {}
         self.step = 0  # training batches seen: drives the schedule, saved in checkpoints
@@ -238,7 +317,7 @@ class Parade(L.Callback):
                 self._train_projection(part.key, projection, step["embeddings"], attribute_embeddings)
             projection_loss, corr = decorrelation_terms(
                 step["embeddings"], attribute_embeddings, projection, strength, self.reverse_attribute_branch,
-                self.correlation_form,
+                self.correlation_form, self.encoder_objective, codes,
             )  # fmt: skip
             terms[f"parade_attr_{part.key}"] = self.attribute_loss_weight * attribute_loss
             terms[f"parade_dec_{part.key}"] = projection_loss
@@ -311,41 +390,54 @@ class Parade(L.Callback):
 
     # -- the de-correlation achieved, measured on the test split -------------------------------------
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._test_batches: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = []
+        self._test_batches: list[dict[str, Any]] = []
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
         features = pl_module.model.features(batch["image"])
-        attribute_embeddings = [pl_module.auxiliary[f"parade_{p.key}_head"](features) for p in self._parts]
-        self._test_batches.append((batch["index"], pl_module.model.head(features), attribute_embeddings))
+        self._test_batches.append({
+            "index": batch["index"], "label": batch["label"], "attributes": batch["attributes"],
+            "class": pl_module.model.head(features),
+            "attribute": [pl_module.auxiliary[f"parade_{p.key}_head"](features) for p in self._parts],
+        })  # fmt: skip
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Add `parade` to the test report: per attribute, a fresh P's held-out correlation (see below)."""
+        """Add `parade` to the test report: per attribute, fresh P's held-out correlation (see below)."""
         batches, self._test_batches = self._test_batches, []
         if not batches or "test" not in getattr(pl_module, "reports", {}):
             return
-        indices = _gather(pl_module, torch.cat([b[0] for b in batches]))
-        keep = drop_duplicate_indices(indices.cpu())  # DDP pads the last shard with repeated samples
-        class_embeddings = _gather(pl_module, torch.cat([b[1] for b in batches])).cpu()[keep]
+
+        # DDP pads the last shard with repeated samples: keep each index once
+        keep = drop_duplicate_indices(_gather(pl_module, torch.cat([b["index"] for b in batches])).cpu())
+
+        def gathered(key: str, i: int | None = None) -> torch.Tensor:
+            values = torch.cat([b[key] if i is None else b[key][i] for b in batches])
+            return _gather(pl_module, values).cpu()[keep]
+
+        class_embeddings, labels, attributes = gathered("class"), gathered("label"), gathered("attributes")
         seed = int(pl_module.config.get("seed", 0))
         measured = {}
         for i, (part, strength) in enumerate(zip(self._parts, self.current_strengths(), strict=True)):
-            attribute_embeddings = _gather(pl_module, torch.cat([b[2][i] for b in batches])).cpu()[keep]
+            attribute_embeddings = gathered("attribute", i)
+            held_out = {"labels": labels, "groups": attributes[:, part.column], "seed": seed}
             with torch.enable_grad(), torch.inference_mode(False):
                 result = fresh_decorrelation(
-                    class_embeddings.clone(), attribute_embeddings.clone(), seed=seed
+                    class_embeddings.clone(), attribute_embeddings.clone(), steps=self.measure_steps, **held_out
                 )
                 signed = fresh_decorrelation(
-                    class_embeddings.clone(), attribute_embeddings.clone(), seed=seed, form="cosine"
-                )
+                    class_embeddings.clone(), attribute_embeddings.clone(), steps=self.measure_steps,
+                    form="cosine", **held_out,
+                )  # fmt: skip
             measured[part.name] = {
                 "decorrelation": result["correlation"],
                 "decorrelation_chance": result["chance"],
                 "decorrelation_ceiling": result["ceiling"],
                 "shared": result["shared"],
                 "shared_cosine": signed["shared"],
+                "linear_cka": attribute_cka(class_embeddings, attributes[:, part.column]),
                 "strength": strength,
                 "n": len(keep),
+                "split": result["split"],
             }
         # JSON reports hold no NaN: a share is undefined (None) when e_a is constant (ceiling = chance)
         for values in measured.values():
@@ -355,9 +447,9 @@ class Parade(L.Callback):
         pl_module.reports["test"]["parade"] = measured
         for name, values in measured.items():
             log.info(
-                "parade: %s: fresh P's held-out corr %.4f (chance %.4f, ceiling %.4f); shared %s",
+                "parade: %s: fresh P's held-out corr %.4f (chance %.4f, ceiling %.4f); shared %s; linear CKA %s",
                 name, values["decorrelation"], values["decorrelation_chance"],
-                values["decorrelation_ceiling"], values["shared"],
+                values["decorrelation_ceiling"], values["shared"], values["linear_cka"],
             )  # fmt: skip
 
     # -- embeddings for analysis -------------------------------------------------------------------
@@ -380,34 +472,42 @@ def fresh_decorrelation(
     class_embeddings: torch.Tensor,
     attribute_embeddings: torch.Tensor,
     *,
+    labels: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
     hidden: int = 512,
     steps: int = 1000,
     lr: float = 1e-3,
     test_fraction: float = 0.5,
     seed: int = 0,
     form: str = "squared",
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The de-correlation achieved: how much of e_a a *fresh* P predicts from e_c on held-out samples.
 
     A fresh P, not the training adversary: adversarial removal can leave what a new predictor finds
-    (Elazar & Goldberg 2018). Each P is trained full-batch with Adam on one part and scored (corr) on
-    the rest. Three are trained, with the same recipe, from different inputs:
+    (Elazar & Goldberg 2018). Held out by class when class `labels` and attribute `groups` are given
+    (`held_out_split`): an attribute that is constant within a class is otherwise predicted from the class
+    alone, and every class-separating e_c would look fully correlated. Each P is trained full-batch with
+    Adam on one part and scored (corr) on the rest. Three are trained, with the same recipe:
       `correlation` from e_c; `chance` from a constant (the best guess knowing nothing of the sample);
       `ceiling` from e_a itself (the most this form of corr can reach for these e_a).
     `shared` = (correlation − chance) / (ceiling − chance): 1 = e_c tells P all it could know of e_a,
     0 = nothing beyond chance. Comparable across runs, unlike raw corr, whose range depends on e_a.
     """
-    generator = torch.Generator().manual_seed(seed)
     class_embeddings, attribute_embeddings = class_embeddings.float(), attribute_embeddings.float()
-    order = torch.randperm(len(class_embeddings), generator=generator)
-    n_test = max(1, round(test_fraction * len(order)))
-    test, train = order[:n_test], order[n_test:]
+    if groups is not None:
+        classes = None if labels is None else labels.cpu().numpy()
+        train, test, split = held_out_split(groups.cpu().numpy(), classes, test_fraction=test_fraction, seed=seed)
+        train, test = torch.as_tensor(train), torch.as_tensor(test)
+    else:
+        order = torch.randperm(len(class_embeddings), generator=torch.Generator().manual_seed(seed))
+        n_test = max(1, round(test_fraction * len(order)))
+        test, train, split = order[:n_test], order[n_test:], "sample"
     inputs = {
         "correlation": class_embeddings,
         "chance": torch.ones(len(class_embeddings), 1),
         "ceiling": attribute_embeddings,
     }
-    scores = {
+    scores: dict[str, Any] = {
         name: _fresh_projection_score(
             values, attribute_embeddings, train, test, hidden, steps, lr, seed, form
         )
@@ -415,6 +515,7 @@ def fresh_decorrelation(
     }
     spread = scores["ceiling"] - scores["chance"]
     scores["shared"] = (scores["correlation"] - scores["chance"]) / spread if spread > 1e-8 else float("nan")
+    scores["split"] = split
     return scores
 
 

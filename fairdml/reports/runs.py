@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from fairdml.config import TrainConfig
+
 # The figures a trade-off is read from: (column, direction) with direction +1 higher-is-better.
 FIGURES: dict[str, int] = {
     "recall@1": +1,
@@ -74,9 +76,12 @@ def is_finished_run(folder: Path) -> bool:
 
 
 def load_run(folder: str | Path) -> FinishedRun:
+    """A finished run; keys its config.yaml lacks (added to fairdml after it ran) get today's defaults, so
+    an older run is not told apart from a newer one of the same setting by a key it could not have had."""
     folder = Path(folder)
     config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True)
-    return FinishedRun(folder, flatten(config), json.loads((folder / "report.json").read_text()))
+    defaults = flatten(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
+    return FinishedRun(folder, defaults | flatten(config), json.loads((folder / "report.json").read_text()))
 
 
 def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:

@@ -40,14 +40,34 @@ class Setting:
 
 
 def group_settings(runs: Sequence[FinishedRun]) -> tuple[list[Setting], list[str]]:
-    """Group runs by the config keys that vary between them, seeds and paths excluded."""
+    """Group runs by the config keys that vary between them, seeds and paths excluded; each setting is
+    labelled by the fewest of those keys that still tell the settings apart (`distinguishing_keys`)."""
     keys = varying_keys([run.config for run in runs])
+    shown = distinguishing_keys([run.config for run in runs], keys)
     settings: dict[str, Setting] = {}
     for run in runs:
-        label = setting_label(run.config, keys)
-        setting = settings.setdefault(label, Setting(label, {key: run.config.get(key) for key in keys}))
-        setting.runs.append(run)
+        full = setting_label(run.config, keys)
+        if full not in settings:
+            settings[full] = Setting(setting_label(run.config, shown), {key: run.config.get(key) for key in keys})
+        settings[full].runs.append(run)
     return list(settings.values()), keys
+
+
+def distinguishing_keys(configs: Sequence[dict], keys: Sequence[str]) -> list[str]:
+    """A small subset of `keys` whose values still tell every setting apart, for short labels.
+
+    Greedy: repeatedly add the key that splits the settings into the most groups (ties: the first in
+    `keys`). Why: changing an experiment changes many keys at once (a loss, its kwargs, a miner, ...),
+    and a legend listing all of them is unreadable; one or two of them name the setting.
+    """
+
+    def distinct(chosen: Sequence[str]) -> int:  # as the labels read (4 and 4.0 both show as "4")
+        return len({setting_label(config, chosen) if chosen else "" for config in configs})
+
+    target, chosen = distinct(keys), []
+    while distinct(chosen) < target:
+        chosen.append(max((k for k in keys if k not in chosen), key=lambda k: distinct([*chosen, k])))
+    return [key for key in keys if key in chosen]
 
 
 def pareto_front(maximise: Sequence[float], minimise: Sequence[float]) -> np.ndarray:

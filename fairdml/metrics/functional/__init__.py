@@ -2,10 +2,11 @@
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, FairnessMetricWarning
 from fairdml.metrics.functional.clustering import kmeans_nmi
+from fairdml.metrics.functional.downstream import downstream_report, fairness_criteria, group_rates
 from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
 from fairdml.metrics.functional.groups import group_gaps, higher_is_better
 from fairdml.metrics.functional.knn import iter_knn_chunks, knn
-from fairdml.metrics.functional.leakage import LeakageResult, attribute_leakage
+from fairdml.metrics.functional.leakage import LeakageResult, attribute_leakage, held_out_split
 from fairdml.metrics.functional.report import fairness_report, metric_names
 from fairdml.metrics.functional.retrieval import (
     RetrievalPerQuery,
@@ -20,8 +21,12 @@ __all__ = [
     "LeakageResult",
     "RetrievalPerQuery",
     "attribute_leakage",
+    "downstream_report",
+    "fairness_criteria",
     "fairness_report",
     "group_gaps",
+    "group_rates",
+    "held_out_split",
     "higher_is_better",
     "inter_class_alignment",
     "intra_class_alignment",

@@ -138,10 +138,11 @@ def _build_report(
 
     overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
     overall |= _set_metrics(z, y, seed, n_init, kmeans_backend, memory_budget_bytes)
-    chance = None
+    chance, leakage_split = None, None
     if leakage:
-        probe = attribute_leakage(z, codes, seed=seed)
+        probe = attribute_leakage(z, codes, y, seed=seed)
         overall["attribute_leakage"], chance = probe.balanced_accuracy, probe.chance_level
+        leakage_split = probe.split
     else:
         overall["attribute_leakage"] = None
 
@@ -190,6 +191,7 @@ def _build_report(
             "alpha": 2,
             "t": 2,
             "leakage": leakage,
+            "leakage_split": leakage_split,
             "bootstrap_resamples": bootstrap_resamples,
         },
     }
