@@ -24,14 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
-from fairdml.callbacks.parade import Parade, attribute_cka
-from fairdml.data.base import DatasetView
-from fairdml.data.datamodule import DMLDataModule, build_transforms
+from fairdml.callbacks.parade import attribute_cka
 from fairdml.metrics.functional import attribute_leakage
-from fairdml.models.module import DMLModule
 from fairdml.reports.runs import find_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,43 +46,6 @@ def train(name: str, overrides: list[str], seed: int, epochs: int, out_root: Pat
     with open(run_dir / "train.log", "w") as logfile:
         subprocess.run(command, cwd=ROOT, env=env, stdout=logfile, stderr=subprocess.STDOUT, check=True)
     return run_dir
-
-
-@torch.no_grad()
-def test_embeddings(
-    run_dir: Path, split: str = "test"
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor, torch.Tensor] | None:
-    """(class embeddings, {attribute: attribute embeddings}, class labels, group codes) of a split (without
-    augmentation) from the run's best checkpoint; None for a run without PARADE."""
-    report = json.loads((run_dir / "report.json").read_text())
-    checkpoint = report["meta"]["best_checkpoint"] or str(run_dir / "checkpoints" / "last.ckpt")
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    hparams = saved["hyper_parameters"]
-    config = hparams["config"]
-    if not config["parade"]["enabled"]:
-        return None
-    data_cfg = OmegaConf.create(config["data"])
-    datamodule = DMLDataModule(data_cfg, seed=config["seed"])
-    datamodule.setup()
-    module = DMLModule(**hparams)
-    parade = Parade.from_config(config["parade"])
-    view = datamodule.views["train"]
-    parade.attach(module, list(view.attribute_names), [len(v) for v in view.attribute_values])
-    module.load_state_dict(saved["state_dict"])
-    module.eval()
-    chosen = datamodule.views[split]
-    plain = DatasetView(chosen.base, chosen.indices, build_transforms(data_cfg, train=False))
-    class_parts, attribute_parts, labels, groups = [], {name: [] for name in parade.attributes}, [], []
-    column = list(view.attribute_names).index(datamodule.group_attribute)
-    with torch.no_grad():
-        for batch in DataLoader(plain, batch_size=256):
-            class_parts.append(module.model(batch["image"]))
-            labels.append(batch["label"])
-            groups.append(batch["attributes"][:, column])
-            for name, value in parade.attribute_embeddings(module, batch["image"]).items():
-                attribute_parts[name].append(value)
-    attributes = {name: torch.cat(parts) for name, parts in attribute_parts.items()}
-    return torch.cat(class_parts), attributes, torch.cat(labels), torch.cat(groups)
 
 
 def test_split_figures(run_dir: Path, seed: int) -> dict[str, float]:
@@ -179,6 +137,14 @@ def setting_name(config: dict) -> str:
     return "group_balanced" if balanced else "baseline"
 
 
+def sort_key(row: dict) -> tuple:
+    """Table order: baseline, group_balanced, PARADE by strength, group_balanced+PARADE by strength; seed."""
+    name = row["setting"]
+    rank = {"baseline": 0, "group_balanced": 1}.get(name, 3 if name.startswith("group_balanced+") else 2)
+    strength = float(name.rpartition("parade_rho")[2]) if rank >= 2 else 0.0
+    return (rank, strength, row["seed"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -190,13 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit(f"no finished runs under {args.sweep}")
 
-    def order(row: dict) -> tuple:
-        name = row["setting"]
-        rank = {"baseline": 0, "group_balanced": 1}.get(name, 3 if name.startswith("group_balanced+") else 2)
-        strength = float(name.rpartition("parade_rho")[2]) if rank >= 2 else 0.0
-        return (rank, strength, row["seed"])
-
-    rows.sort(key=order)
+    rows.sort(key=sort_key)
     summary = summarise(rows)
     write_csv(args.sweep / "parade_runs.csv", rows)
     write_csv(args.sweep / "parade_summary.csv", summary)

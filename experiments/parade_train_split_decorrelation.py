@@ -17,13 +17,50 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
+from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from parade_sweep import summarise, test_embeddings, write_csv  # noqa: E402
+from parade_sweep import setting_name, sort_key, summarise, write_csv  # noqa: E402
 
-from fairdml.callbacks.parade import attribute_cka, fresh_decorrelation  # noqa: E402
+from fairdml.callbacks.parade import Parade, attribute_cka, fresh_decorrelation  # noqa: E402
+from fairdml.data.base import DatasetView  # noqa: E402
+from fairdml.data.datamodule import DMLDataModule, build_transforms  # noqa: E402
 from fairdml.metrics.functional import attribute_leakage  # noqa: E402
+from fairdml.models.module import DMLModule  # noqa: E402
+from fairdml.reports.report import load_report  # noqa: E402
 from fairdml.reports.runs import find_runs  # noqa: E402
+
+
+@torch.no_grad()
+def split_embeddings(run_dir: Path, splits: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Per split (without augmentation), from the run's best checkpoint loaded once: (class embeddings,
+    first attribute's embeddings, class labels, group codes)."""
+    checkpoint = load_report(run_dir / "report.json")["meta"]["best_checkpoint"]
+    saved = torch.load(checkpoint or run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    hparams = saved["hyper_parameters"]
+    config = hparams["config"]
+    data_cfg = OmegaConf.create(config["data"])
+    datamodule = DMLDataModule(data_cfg, seed=config["seed"])
+    datamodule.setup()
+    module = DMLModule(**hparams)
+    parade = Parade.from_config(config["parade"])
+    view = datamodule.views["train"]
+    parade.attach(module, list(view.attribute_names), [len(v) for v in view.attribute_values])
+    module.load_state_dict(saved["state_dict"])
+    module.eval()
+    out = {}
+    for split in splits:
+        chosen = datamodule.views[split]
+        plain = DatasetView(chosen.base, chosen.indices, build_transforms(data_cfg, train=False))
+        class_parts, attribute_parts = [], []
+        for batch in DataLoader(plain, batch_size=256):
+            features = module.model.features(batch["image"])
+            class_parts.append(module.model.head(features))
+            attribute_parts.append(next(iter(parade.attribute_embeddings(module, features=features).values())))
+        groups = torch.as_tensor(chosen.attribute_column(datamodule.group_attribute))
+        out[split] = (torch.cat(class_parts), torch.cat(attribute_parts), torch.as_tensor(chosen.labels), groups)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,10 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     for run in find_runs(args.sweep):
         if not run.config.get("parade.enabled"):
             continue
-        row = {"setting": f"parade_rho{float(run.config['parade.strength']):g}", "seed": run.seed}
-        for split in ("train", "test"):
-            class_embeddings, attributes, labels, groups = test_embeddings(run.path, split)
-            attribute_embeddings = next(iter(attributes.values()))
+        row = {"setting": setting_name(run.config), "seed": run.seed}
+        for split, embedded in split_embeddings(run.path, ("train", "test")).items():
+            class_embeddings, attribute_embeddings, labels, groups = embedded
             for form in ("squared", "cosine"):
                 result = fresh_decorrelation(
                     class_embeddings, attribute_embeddings, labels=labels, groups=groups, seed=run.seed, form=form,
@@ -55,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         row["run_dir"] = str(run.path)
         print(row, flush=True)
         rows.append(row)
-    rows.sort(key=lambda r: (float(r["setting"].removeprefix("parade_rho")), r["seed"]))
+    rows.sort(key=sort_key)
     summary = summarise(rows)
     write_csv(args.sweep[0] / "parade_train_split_decorrelation.csv", summary)
     columns = [k for k in rows[0] if k.startswith(("shared_", "linear_cka_", "leakage_"))]

@@ -31,8 +31,10 @@ from omegaconf.errors import OmegaConfBaseException
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils.class_weight import compute_sample_weight
 
 from fairdml.data.splits import class_disjoint_split, minority_count
+from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
 
 CLASSIFIER = "logistic regression (standardised features, L2, C=1)"
@@ -110,8 +112,7 @@ def unbalance(
 
 def group_balanced_weights(groups: np.ndarray) -> np.ndarray:
     """Sample weights n / (G * n_g): every present group sums to n / G, and the weights to n."""
-    present, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
-    return (len(groups) / (len(present) * counts))[inverse]
+    return compute_sample_weight("balanced", groups)
 
 
 def fit_predict(
@@ -311,12 +312,11 @@ def _embed(run_dir: Path, view, batch_size: int) -> np.ndarray:
     return torch.cat(chunks).numpy()
 
 
-def load_run_data(run_dir: Path, cfg: DictConfig) -> DownstreamData:
+def load_run_data(run_dir: Path, cfg: DictConfig, summary: dict) -> DownstreamData:
     """Test embeddings from embeddings_test.npz (else computed with model.pt) and, for an attribute label,
-    the label from the test split rebuilt from config.yaml (checked to match the embeddings)."""
+    the label from the test split rebuilt from config.yaml (checked to match the embeddings). `summary`:
+    the run's data_summary.json ({} if absent)."""
     label = cfg.evaluation.get("downstream_label")
-    summary_path = run_dir / "data_summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     npz_path = run_dir / "embeddings_test.npz"
     view = None
     if npz_path.is_file():
@@ -327,8 +327,8 @@ def load_run_data(run_dir: Path, cfg: DictConfig) -> DownstreamData:
                 saved["groups"].astype(str),
             )
             group_attribute = str(saved["group_attribute"])
-        names = summary.get("group_names") or sorted(set(group_values.tolist()))
-        groups = np.array([names.index(v) for v in group_values], dtype=np.int64)
+        codes, names = encode_groups(group_values, summary.get("group_names"), len(group_values))
+        groups = codes.numpy()
     else:
         view = _test_view(cfg, label)
         embeddings = _embed(run_dir, view, cfg.data.eval_batch_size)
@@ -346,8 +346,8 @@ def run_evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     summary_path = run_dir / "data_summary.json"
-    minority = json.loads(summary_path.read_text()).get("minority_group") if summary_path.is_file() else None
-    result = _evaluate(cfg, load_run_data(run_dir, cfg), minority)
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    result = _evaluate(cfg, load_run_data(run_dir, cfg, summary), summary.get("minority_group"))
     report_path = run_dir / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["downstream"] = result

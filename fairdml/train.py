@@ -19,6 +19,7 @@ from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.reports.loggers import create_loggers, finish_loggers, log_run_files
+from fairdml.reports.runs import flatten
 
 RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
 
@@ -69,16 +70,10 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     return str(path)
 
 
-def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+def changed_keys(old: dict, new: dict) -> list[str]:
     """Dotted keys whose values differ between two nested config dicts."""
-    keys: list[str] = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += changed_keys(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key}")
-    return keys
+    old, new = flatten(old), flatten(new)
+    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
 def run_training(cfg: DictConfig) -> Path:

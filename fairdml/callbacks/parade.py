@@ -102,27 +102,32 @@ def decorrelation_terms(
     """
     if objective not in ENCODER_OBJECTIVES:
         raise ValueError(f"parade.encoder_objective must be one of {ENCODER_OBJECTIVES}, got {objective!r}")
-    if objective in ("covariance", "kernel_covariance"):
-        class_in = F.normalize(class_embeddings, dim=-1)
-        target = F.normalize(attribute_embeddings, dim=-1).detach()
-        corr = correlation(target, projection(class_in.detach()), form)
-        if codes is not None:
-            members = F.one_hot(codes.long()).to(target.dtype)  # (B, values)
-            target = members @ ((members.T @ target) / members.sum(dim=0).clamp_min(1)[:, None])
-        kernel = "rbf" if objective == "kernel_covariance" else "linear"
-        return strength * normalised_cross_covariance(class_in, target, kernel) - corr, corr.detach()
+    class_in = F.normalize(class_embeddings, dim=-1)
+    target = F.normalize(attribute_embeddings, dim=-1)
+    if objective == "reversal":
+        class_in = reverse_gradient(class_in, strength)
+        target = reverse_gradient(target, strength) if reverse_attribute_branch else target.detach()
+        corr = correlation(target, projection(class_in), form)
+        return -corr, corr.detach()
+    # The other objectives: P learns on detached embeddings; the encoder's term is separate and weighted.
+    target = target.detach()
+    corr = correlation(target, projection(class_in.detach()), form)
     if objective == "confusion":
-        class_in = F.normalize(class_embeddings, dim=-1)
-        corr = correlation(attribute_embeddings.detach(), projection(class_in.detach()), form)
         frozen = {name: parameter.detach() for name, parameter in projection.named_parameters()}
         predicted = F.normalize(torch.func.functional_call(projection, frozen, (class_in,)), dim=-1)
-        spread = 1.0 - predicted.mean(dim=0).pow(2).sum()
-        return strength * spread - corr, corr.detach()
-    class_in = reverse_gradient(F.normalize(class_embeddings, dim=-1), strength)
-    target = F.normalize(attribute_embeddings, dim=-1)
-    target = reverse_gradient(target, strength) if reverse_attribute_branch else target.detach()
-    corr = correlation(target, projection(class_in), form)
-    return -corr, corr.detach()
+        encoder_term = 1.0 - predicted.mean(dim=0).pow(2).sum()  # spread of P's predictions
+    else:
+        if codes is not None:
+            target = _group_means(target, codes)
+        kernel = "rbf" if objective == "kernel_covariance" else "linear"
+        encoder_term = normalised_cross_covariance(class_in, target, kernel)
+    return strength * encoder_term - corr, corr.detach()
+
+
+def _group_means(values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Each row replaced by the mean of the rows with the same code."""
+    members = F.one_hot(codes.long()).to(values.dtype)  # (B, values)
+    return members @ ((members.T @ values) / members.sum(dim=0).clamp_min(1)[:, None])
 
 
 def normalised_cross_covariance(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear") -> torch.Tensor:
@@ -394,11 +399,11 @@ class Parade(L.Callback):
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
-        features = pl_module.model.features(batch["image"])
+        # `outputs` is DMLModule.test_step's: the backbone ran once for the metric and for the heads here
         self._test_batches.append({
             "index": batch["index"], "label": batch["label"], "attributes": batch["attributes"],
-            "class": pl_module.model.head(features),
-            "attribute": [pl_module.auxiliary[f"parade_{p.key}_head"](features) for p in self._parts],
+            "class": outputs["embeddings"],
+            "attribute": list(self.attribute_embeddings(pl_module, features=outputs["features"]).values()),
         })  # fmt: skip
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -455,10 +460,12 @@ class Parade(L.Callback):
     # -- embeddings for analysis -------------------------------------------------------------------
     @torch.no_grad()
     def attribute_embeddings(
-        self, pl_module: L.LightningModule, images: torch.Tensor
+        self, pl_module: L.LightningModule, images: torch.Tensor | None = None, features: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Each attribute head's (B, D′) embedding of `images` (for measuring the de-correlation achieved)."""
-        features = pl_module.model.features(images)
+        """Each attribute head's (B, D′) embedding of `images`, or of their backbone `features` if already
+        computed (for measuring the de-correlation achieved)."""
+        if features is None:
+            features = pl_module.model.features(images)
         return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
 
 

@@ -11,7 +11,7 @@ from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
-from fairdml.metrics.functional.clustering import KMEANS_BACKENDS
+from fairdml.metrics.functional.clustering import check_kmeans_backend
 from fairdml.metrics.functional.report import fairness_report
 
 
@@ -54,8 +54,7 @@ class EmbeddingFairness(Metric):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if kmeans_backend not in KMEANS_BACKENDS:
-            raise ValueError(f"kmeans_backend must be one of {KMEANS_BACKENDS}, got {kmeans_backend!r}")
+        check_kmeans_backend(kmeans_backend)
         self.group_names = [str(name) for name in group_names]
         self.ks = tuple(int(k) for k in ks)
         self.seed = seed

@@ -99,15 +99,18 @@ class DMLModule(L.LightningModule):
         return None
 
     # -- evaluation ----------------------------------------------------------------------------------
-    def _eval_step(self, metric: EmbeddingFairness, batch: dict) -> None:
-        embeddings = self.model(batch["image"])
+    def _eval_step(self, metric: EmbeddingFairness, batch: dict) -> dict[str, torch.Tensor]:
+        """Update the metric; return features and embeddings for callbacks (PARADE reads its heads' inputs)."""
+        features = self.model.features(batch["image"])
+        embeddings = self.model.head(features)
         metric.update(embeddings.float(), batch["label"], self.group_codes(batch), batch["index"])
+        return {"features": features, "embeddings": embeddings}
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(self.val_fairness, batch)
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(self.val_fairness, batch)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(self.test_fairness, batch)
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._eval_step(self.test_fairness, batch)
 
     def _eval_epoch_end(self, split: str, metric: EmbeddingFairness) -> None:
         report = metric.compute()

@@ -7,15 +7,22 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 _MISSING = "-"
 
 
-def _strict_json(value):
-    """NaN/inf -> None so the file is valid JSON (json.dump would write the non-standard NaN token)."""
+def strict_json(value):
+    """NaN/inf -> None and numpy -> Python, so json.dumps(allow_nan=False) accepts it (json.dump would
+    otherwise write the non-standard NaN token)."""
     if isinstance(value, dict):
-        return {str(k): _strict_json(v) for k, v in value.items()}
+        return {str(k): strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
+        return [strict_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return strict_json(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -25,7 +32,7 @@ def save_report(report: dict, path: str | os.PathLike) -> Path:
     """Write `report` as indented, strict JSON (parent folders created); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_strict_json(report), indent=2, allow_nan=False)
+    text = json.dumps(strict_json(report), indent=2, allow_nan=False)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 

@@ -42,8 +42,9 @@ class Setting:
 def group_settings(runs: Sequence[FinishedRun]) -> tuple[list[Setting], list[str]]:
     """Group runs by the config keys that vary between them, seeds and paths excluded; each setting is
     labelled by the fewest of those keys that still tell the settings apart (`distinguishing_keys`)."""
-    keys = varying_keys([run.config for run in runs])
-    shown = distinguishing_keys([run.config for run in runs], keys)
+    configs = [run.config for run in runs]
+    keys = varying_keys(configs)
+    shown = distinguishing_keys(configs, keys)
     settings: dict[str, Setting] = {}
     for run in runs:
         full = setting_label(run.config, keys)
@@ -62,7 +63,7 @@ def distinguishing_keys(configs: Sequence[dict], keys: Sequence[str]) -> list[st
     """
 
     def distinct(chosen: Sequence[str]) -> int:  # as the labels read (4 and 4.0 both show as "4")
-        return len({setting_label(config, chosen) if chosen else "" for config in configs})
+        return len({setting_label(config, chosen) for config in configs})
 
     target, chosen = distinct(keys), []
     while distinct(chosen) < target:

@@ -16,6 +16,14 @@ from torch import Tensor
 from fairdml.metrics.functional._common import warn
 
 KMEANS_BACKENDS = ("sklearn", "faiss")
+
+
+def check_kmeans_backend(backend: str) -> None:
+    """Fail early (before the expensive retrieval) on an unknown k-means backend."""
+    if backend not in KMEANS_BACKENDS:
+        raise ValueError(f"kmeans_backend must be one of {KMEANS_BACKENDS}, got {backend!r}")
+
+
 FAISS_ITERATIONS = 20  # as PML's AccuracyCalculator, so backend="faiss" reproduces its NMI
 
 
@@ -23,22 +31,21 @@ def kmeans_clusters(
     x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 1, backend: str = "sklearn"
 ) -> np.ndarray:
     """(N,) cluster ids of the (N, D) float32 rows `x` from a seeded k-means with `n_init` restarts."""
+    check_kmeans_backend(backend)
     if backend == "sklearn":
         return KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit_predict(x)
-    if backend == "faiss":
-        try:
-            import faiss  # an optional dependency (dev extra): only this backend needs it
-        except ImportError as error:
-            raise ImportError("kmeans backend 'faiss' needs faiss: pip install faiss-cpu") from error
+    try:
+        import faiss  # an optional dependency (dev extra): only this backend needs it
+    except ImportError as error:
+        raise ImportError("kmeans backend 'faiss' needs faiss: pip install faiss-cpu") from error
 
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        # min_points_per_centroid only silences faiss's "provide more points" notice; results are unchanged.
-        kmeans = faiss.Kmeans(
-            x.shape[1], n_clusters, niter=FAISS_ITERATIONS, nredo=n_init, seed=seed, min_points_per_centroid=1
-        )
-        kmeans.train(x)
-        return kmeans.index.search(x, 1)[1].reshape(-1)
-    raise ValueError(f"kmeans backend must be one of {KMEANS_BACKENDS}, got {backend!r}")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    # min_points_per_centroid only silences faiss's "provide more points" notice; results are unchanged.
+    kmeans = faiss.Kmeans(
+        x.shape[1], n_clusters, niter=FAISS_ITERATIONS, nredo=n_init, seed=seed, min_points_per_centroid=1
+    )
+    kmeans.train(x)
+    return kmeans.index.search(x, 1)[1].reshape(-1)
 
 
 def kmeans_nmi(
@@ -50,8 +57,7 @@ def kmeans_nmi(
     normalisation (scikit-learn's and PML's default). Undefined with fewer than two classes: None with a
     warning.
     """
-    if backend not in KMEANS_BACKENDS:
-        raise ValueError(f"kmeans backend must be one of {KMEANS_BACKENDS}, got {backend!r}")
+    check_kmeans_backend(backend)
     y = labels.detach().cpu().numpy()
     n_classes = len(np.unique(y))
     if n_classes < 2:

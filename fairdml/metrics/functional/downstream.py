@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torchmetrics.functional.classification import binary_fairness
 
-from fairdml.metrics.functional.groups import bootstrap_mean_interval, group_gaps, min_over_max
+from fairdml.metrics.functional.groups import group_gaps, group_intervals
 
 GROUP_METRICS = ("accuracy", "balanced_accuracy")
 BINARY_RATES = ("positive_rate", "true_positive_rate", "false_positive_rate")
@@ -65,25 +65,19 @@ def group_rates(
     return out
 
 
-def _spread(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """(max - min, min / max) over the defined values; None when fewer than one is defined."""
-    defined = [v for v in values if not math.isnan(v)]
-    if not defined:
-        return None, None
-    return max(defined) - min(defined), min_over_max(defined)
-
-
 def fairness_criteria(rates: dict[str, list[float]]) -> dict[str, float | None]:
     """Differences and ratios of the binary rates across groups (fairlearn's definitions)."""
-    dp_diff, dp_ratio = _spread(rates["positive_rate"])
-    eo_diff, eo_ratio = _spread(rates["true_positive_rate"])
-    fpr_diff, _ = _spread(rates["false_positive_rate"])
-    odds = [d for d in (eo_diff, fpr_diff) if d is not None]
+
+    def spread(name: str) -> dict:  # max - min and min / max over the groups with a defined rate
+        return group_gaps(dict(enumerate(rates[name])), higher_better=True)
+
+    dp, eo, fpr = spread("positive_rate"), spread("true_positive_rate"), spread("false_positive_rate")
+    odds = [d for d in (eo["max_minus_min"], fpr["max_minus_min"]) if d is not None]
     return {
-        "demographic_parity_difference": dp_diff,
-        "demographic_parity_ratio": dp_ratio,
-        "equal_opportunity_difference": eo_diff,
-        "equal_opportunity_ratio": eo_ratio,
+        "demographic_parity_difference": dp["max_minus_min"],
+        "demographic_parity_ratio": dp["min_over_max"],
+        "equal_opportunity_difference": eo["max_minus_min"],
+        "equal_opportunity_ratio": eo["min_over_max"],
         "equalized_odds_difference": max(odds) if odds else None,
     }
 
@@ -141,18 +135,9 @@ def downstream_report(
         metric: group_gaps({name: entry[metric] for name, entry in group_entries.items()}, higher_better=True)
         for metric in GROUP_METRICS
     }
-    correct = (preds == target).float()
-    generator = torch.Generator().manual_seed(seed)
-    masks = {"overall": torch.ones_like(groups, dtype=torch.bool)}
-    masks |= {name: groups == code for code, name in enumerate(names)}
-    intervals = {
-        "accuracy": {
-            key: bootstrap_mean_interval(
-                correct, mask, n_resamples=bootstrap_resamples, confidence=confidence, generator=generator
-            )
-            for key, mask in masks.items()
-        }
-    }
+    intervals = group_intervals(
+        {"accuracy": (preds == target).float()}, groups, names, bootstrap_resamples, confidence, seed
+    )
     report = {"n": int(target.numel()), "overall": overall, "groups": group_entries, "gaps": gaps}
     report["intervals"] = intervals
     if binary:

@@ -25,7 +25,7 @@ from fairdml.metrics.functional._common import (
     l2_normalise,
     warn,
 )
-from fairdml.metrics.functional.clustering import KMEANS_BACKENDS, kmeans_nmi
+from fairdml.metrics.functional.clustering import check_kmeans_backend, kmeans_nmi
 from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
 from fairdml.metrics.functional.groups import group_gaps, group_intervals, higher_is_better, masked_mean
 from fairdml.metrics.functional.leakage import attribute_leakage
@@ -120,8 +120,7 @@ def _build_report(
     embeddings, labels, groups, ks, seed, group_names, leakage,
     distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
 ) -> dict:  # fmt: skip
-    if kmeans_backend not in KMEANS_BACKENDS:  # fail before the expensive retrieval, not after it
-        raise ValueError(f"kmeans_backend must be one of {KMEANS_BACKENDS}, got {kmeans_backend!r}")
+    check_kmeans_backend(kmeans_backend)  # fail before the expensive retrieval, not after it
     x = check_embeddings(as_tensor(embeddings, "embeddings"))
     n = x.shape[0]
     y = check_labels(as_tensor(labels, "labels"), n).to(x.device)

@@ -8,17 +8,15 @@ Content-Security-Policy in assets/card_template.html forbids the page any networ
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from fairdml.reports.card.blocks import Bullets, Code, Heading, Prompt, Section, Table, Text, ThresholdView
 from fairdml.reports.card.inputs import PROMPTS
 from fairdml.reports.card.results import equal_fmr_table
 from fairdml.reports.card.threshold_html import escape, threshold_view_html
+from fairdml.reports.report import strict_json
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FOOTER = (
@@ -56,21 +54,6 @@ def _block(block: Any) -> str:
         heading = "<h4>Per-group thresholds that equalise FMR at the operating threshold</h4>"
         return threshold_view_html(block) + heading + _table(equal_fmr_table(block.verification))
     raise TypeError(f"unknown card block {type(block).__name__}")
-
-
-def strict_json(value: Any) -> Any:
-    """NaN/inf -> None and numpy -> Python, so json.dumps(allow_nan=False) accepts it."""
-    if isinstance(value, dict):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return strict_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 _SCRIPT_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028", "\u2029": "\\u2029"}

@@ -21,6 +21,7 @@ from fairdml.reports.card.blocks import (
 from fairdml.reports.card.metric_names import metric_header
 from fairdml.reports.card.run import Run
 from fairdml.reports.card.verification import Verification, rate_gap
+from fairdml.reports.runs import flatten as flatten_keys
 
 GAP_HEADERS = ["Metric", "Max − min", "Min / max", "Worst group"]
 
@@ -54,11 +55,9 @@ def gap_table(gaps: dict, header: Any = metric_header) -> Table:
     return Table(GAP_HEADERS, rows)
 
 
-def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(value: Any) -> list[tuple[str, Any]]:
     """Nested mappings as ("a / b", leaf) pairs, for figures whose shape the card does not know."""
-    if isinstance(value, dict):
-        return [item for k, v in value.items() for item in flatten(v, f"{prefix}{k} / ")]
-    return [(prefix.removesuffix(" / "), value)]
+    return list(flatten_keys(value, sep=" / ").items())
 
 
 def _flat_metrics(values: dict) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from fairdml import __version__
 from fairdml.reports.card.blocks import fmt_number, value_of
 from fairdml.reports.card.inputs import load_card_inputs
 from fairdml.reports.card.metadata import build_card_data
-from fairdml.reports.card.render_html import render_html, strict_json
+from fairdml.reports.card.render_html import render_html
 from fairdml.reports.card.render_markdown import render_markdown
 from fairdml.reports.card.run import Run, get_path, load_run
 from fairdml.reports.card.sections import build_sections
@@ -28,6 +28,7 @@ from fairdml.reports.card.verification import (
     verification_summary,
     view_data,
 )
+from fairdml.reports.report import strict_json
 
 CARD_FILES = {"markdown": "MODEL_CARD.md", "html": "model_card.html", "data": "model_card_data.json"}
 SIDECAR_SCHEMA = "fairdml-model-card/1"
