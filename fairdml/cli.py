@@ -35,6 +35,7 @@ def _audit(args: argparse.Namespace) -> None:
         model_card=args.card,
         card_inputs=args.card_inputs,
         kmeans_backend=args.kmeans,
+        min_group_size=args.min_group_size,
     )
 
 
@@ -87,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--kmeans", choices=["sklearn", "faiss"], default="sklearn", help="k-means for NMI")
+    audit.add_argument(
+        "--min-group-size", type=int, default=30, metavar="N",
+        help="groups with fewer samples are flagged small and not named worst (default 30; 1 flags none)",
+    )  # fmt: skip
     audit.add_argument("--no-card", dest="card", action="store_false", help="skip the model card")
     audit.add_argument("--card-inputs", default=None, help="YAML with the card fields only a person can fill")
     audit.set_defaults(func=_audit)

@@ -129,6 +129,7 @@ class EvaluationConfig:
     downstream_test_share: float = 0.5  # held-out share of the downstream data
     model_card: bool = True  # MODEL_CARD.md + model_card.html in the run folder after the test
     card_inputs: str | None = None  # YAML of the card's person-only fields (configs/card/card_inputs.yaml)
+    min_group_size: int = 30  # groups smaller than this are flagged in reports, never silently the worst
 
 
 @dataclass
@@ -164,6 +165,7 @@ class TrainConfig:
     output_dir: str = "outputs"
     run_dir: str | None = None  # set to reuse a folder (resume); default outputs/<experiment>/<time>
     resume: str | None = None  # "last" (of run_dir) or a checkpoint path
+    overwrite: bool = False  # true: clear an existing run_dir first (without it, an existing run is refused)
     nan_policy: str = "error"  # error | skip
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

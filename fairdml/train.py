@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from datetime import datetime
@@ -13,13 +12,24 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.callbacks.run_state import RunState, recorded_csv_rows
 from fairdml.callbacks.selection import build_checkpoint
+from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import to_container
+from fairdml.config_checks import check_config
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.reports.loggers import create_loggers, finish_loggers, log_run_files
 from fairdml.reports.runs import flatten
+from fairdml.run_folder import (
+    AtomicCheckpointIO,
+    load_checkpoint,
+    prepare_run_dir,
+    remove_orphan_checkpoints,
+    write_selection,
+)
 
 RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
 
@@ -35,10 +45,10 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> list[Callback]:
-    checkpoint = build_checkpoint(
+    checkpoints = build_checkpoint(
         to_container(cfg.checkpoint), to_container(cfg.evaluation), group_names, run_dir
     )
-    callbacks: list[Callback] = [checkpoint]
+    callbacks: list[Callback] = [*checkpoints, RunState(), ValidationGuard()]
     if cfg.logger.wandb.enabled and cfg.logger.wandb.media:
         from fairdml.callbacks.wandb_media import WandbMedia
 
@@ -77,12 +87,18 @@ def changed_keys(old: dict, new: dict) -> list[str]:
 
 
 def run_training(cfg: DictConfig) -> Path:
-    """Train, test on held-out classes, and write the run folder (see docs/architecture.md)."""
+    """Train, test on held-out classes, and write the run folder (see docs/architecture.md).
+
+    Every value is checked before any work; an existing run folder is refused unless `resume` or
+    `overwrite=true` is given (docs/reliability.md).
+    """
+    check_config(cfg)
     run_dir = resolve_run_dir(cfg)
+    first_process = _is_first_process(run_dir)
     previous_env = os.environ.get(RUN_DIR_ENV)
     os.environ[RUN_DIR_ENV] = str(run_dir)
     try:
-        return _run(cfg, run_dir)
+        return _run(cfg, run_dir, first_process)
     finally:
         if previous_env is None:
             os.environ.pop(RUN_DIR_ENV, None)
@@ -90,10 +106,32 @@ def run_training(cfg: DictConfig) -> Path:
             os.environ[RUN_DIR_ENV] = previous_env
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> Path:
+def _is_first_process(run_dir: Path) -> bool:
+    """False in the processes a DDP launcher (Lightning's, torchrun, SLURM) starts besides the first."""
+    if os.environ.get(RUN_DIR_ENV) == str(run_dir):  # inherited from the process that chose the folder
+        return False
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return all(int(os.environ.get(name, "0") or 0) == 0 for name in ranks)
+
+
+def _prepare_resume(cfg: DictConfig, run_dir: Path, first_process: bool) -> tuple[str | None, int | None]:
+    """The checkpoint to resume from (read once here, so a corrupt one fails before any file is written)
+    and the metrics.csv rows it had seen."""
+    checkpoint_path = resume_checkpoint(cfg, run_dir)
+    if checkpoint_path is None:
+        return None, None
+    checkpoint = load_checkpoint(checkpoint_path)
+    if first_process:
+        for path in remove_orphan_checkpoints(run_dir, checkpoint, Path(checkpoint_path)):
+            print(f"fairdml: removed {path.name}, written after the checkpoint this run resumes from")
+    return checkpoint_path, recorded_csv_rows(checkpoint)
+
+
+def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = resume_checkpoint(cfg, run_dir)  # before config.yaml is rewritten below
+    if first_process:
+        prepare_run_dir(run_dir, cfg.resume, cfg.overwrite)
+    checkpoint_path, csv_rows = _prepare_resume(cfg, run_dir, first_process)
     config = to_container(cfg)
     datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
@@ -106,21 +144,25 @@ def _run(cfg: DictConfig, run_dir: Path) -> Path:
         config, num_classes=int(dataset_labels.max()) + 1, group_names=datamodule.group_names,
         group_attribute=datamodule.group_attribute,
     )  # fmt: skip
-    trainer_cfg = to_container(cfg.trainer)
+    callbacks = build_callbacks(cfg, run_dir, datamodule.group_names)
     trainer = L.Trainer(
-        **trainer_cfg, default_root_dir=str(run_dir), use_distributed_sampler=False,
-        callbacks=build_callbacks(cfg, run_dir, datamodule.group_names),
-        logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config),
+        **to_container(cfg.trainer), default_root_dir=str(run_dir), use_distributed_sampler=False,
+        callbacks=callbacks, plugins=[AtomicCheckpointIO()],
+        logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config, csv_rows),
     )  # fmt: skip
     if trainer.is_global_zero:
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        _write_json(run_dir / "data_summary.json", datamodule.summary())
+        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_json(run_dir / "data_summary.json", datamodule.summary(), default=str)
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
+    guard = next(c for c in callbacks if isinstance(c, ValidationGuard))
+    selection = None
+    if trainer.is_global_zero:
+        selection = write_selection(run_dir, trainer.checkpoint_callback, guard.validated_epochs)
     if cfg.evaluation.test_after_fit:
         has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
         if trainer.is_global_zero:
-            _write_test_outputs(cfg, run_dir, module, datamodule, trainer)
+            _write_test_outputs(cfg, run_dir, module, datamodule, trainer, selection)
             if cfg.evaluation.model_card:
                 from fairdml.reports.card.write import write_model_card_after
 
@@ -132,35 +174,44 @@ def _run(cfg: DictConfig, run_dir: Path) -> Path:
     return run_dir
 
 
-def _write_test_outputs(cfg, run_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer) -> None:
+def _write_test_outputs(
+    cfg: DictConfig, run_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer: L.Trainer,
+    selection: dict | None,
+) -> None:  # fmt: skip
     report = dict(module.reports["test"])
+    selection = selection or {}
     report["meta"] = {
         "experiment": cfg.experiment,
         "seed": cfg.seed,
         "split": "test",
         "group_attribute": datamodule.group_attribute,
-        "best_checkpoint": trainer.checkpoint_callback.best_model_path
-        if trainer.checkpoint_callback
-        else None,
+        "best_checkpoint": selection.get("checkpoint"),
+        "best_score": selection.get("score"),
+        "monitor": selection.get("monitor"),
+        "validated_epochs": selection.get("validated_epochs", []),
         "epochs_trained": trainer.current_epoch,
         "skipped_nonfinite_batches": module.skipped_nonfinite,
     }
+    if not selection.get("checkpoint"):
+        message = (
+            "no epoch was validated, so no checkpoint was selected: the test used the last weights "
+            "(validation is off, or max_epochs < check_val_every_n_epoch)"
+        )
+        warnings.warn(message, stacklevel=2)
+        report["warnings"] = [*report.get("warnings", []), message]
     if cfg.evaluation.downstream:
         from fairdml.evaluate import downstream_for_datamodule
 
         report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
-    _write_json(run_dir / "report.json", report)
+    write_json(run_dir / "report.json", report, default=str)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
-    np.savez(
-        run_dir / "embeddings_test.npz",
-        embeddings=gathered["embeddings"].numpy().astype(np.float32),
-        labels=gathered["labels"].numpy(),
-        groups=names[gathered["groups"].numpy()].astype(str),
-        group_attribute=np.array(datamodule.group_attribute),
-    )
+    with atomic_path(run_dir / "embeddings_test.npz", suffix=".npz") as temporary:
+        np.savez(
+            temporary,
+            embeddings=gathered["embeddings"].numpy().astype(np.float32),
+            labels=gathered["labels"].numpy(),
+            groups=names[gathered["groups"].numpy()].astype(str),
+            group_attribute=np.array(datamodule.group_attribute),
+        )
     save_embedding_model(module.model, run_dir / "model.pt", extra={"experiment": cfg.experiment})
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str, allow_nan=False))

@@ -1,7 +1,8 @@
 """Writers of tiny datasets in each reader's exact on-disk format (real headers and column layouts).
 
 Plain functions, not pytest fixtures, so the benchmark and the tests share them without a conftest.
-Images are small generated JPEGs; each writer returns the ground truth the tests compare against.
+Images are small generated JPEGs (PNGs in the heavy-tailed folder set); each writer returns the ground truth
+the tests compare against (or, for the heavy-tailed set, the path a config needs).
 """
 
 from __future__ import annotations
@@ -128,8 +129,7 @@ def write_lfw(
         (root / "lfw_attributes.csv").write_text("\n".join(lines) + "\n")
     else:
         lines = [
-            "# LFW attributes file (v0.1). "
-            "See http://www.cs.columbia.edu/CAVE/databases/pubfig/ for more info.",
+            "# LFW attributes file (v0.1). See http://www.cs.columbia.edu/CAVE/databases/pubfig/ for more info.",
             "#\tperson\timagenum\t" + "\t".join(LFW_ATTRIBUTES),
         ]
         lines += [f"{p}\t{n}\t" + "\t".join(str(v) for v in s) for p, n, s in rows]
@@ -165,15 +165,11 @@ def write_cub(root: Path, names_file_at: str = "archive") -> dict:
         class_ids.append(class_id)
         write_jpeg(base / "images" / images[-1], seed=image_id)
     (base / "images.txt").write_text("".join(f"{i} {p}\n" for i, p in enumerate(images, start=1)))
-    (base / "image_class_labels.txt").write_text(
-        "".join(f"{i} {c}\n" for i, c in enumerate(class_ids, start=1))
-    )
+    (base / "image_class_labels.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(class_ids, start=1)))
     (base / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(CUB_CLASSES, start=1)))
     names_dir = {"archive": root, "base": base, "attributes": base / "attributes"}[names_file_at]
     names_dir.mkdir(parents=True, exist_ok=True)
-    (names_dir / "attributes.txt").write_text(
-        "".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1))
-    )
+    (names_dir / "attributes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1)))
     # image id -> {attribute id: certainty} of flags marked present (ids 3..6 are the primary colours)
     present = {
         1: {5: 4},  # black only
@@ -241,9 +237,7 @@ def write_population(kind: str, root: Path, people: list[tuple[int, int]]) -> di
             "".join(f"{i} {c + 1}\n" for i, (c, _) in enumerate(people, start=1))
         )
         (root / "classes.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(classes, start=1)))
-        (root / "attributes.txt").write_text(
-            "".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1))
-        )
+        (root / "attributes.txt").write_text("".join(f"{i} {n}\n" for i, n in enumerate(CUB_ATTRIBUTES, start=1)))
         black = CUB_ATTRIBUTES.index("has_primary_color::black") + 1
         lines = [
             f"{i} {a} {int(a == black and g == 1)} 3 1.000"
@@ -283,3 +277,34 @@ def write_folder(root: Path) -> dict:
     lines = ["path,class,sex,age"] + [",".join(row) for row in rows]
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     return {"rows": rows}
+
+
+def write_heavy_tailed_folder_dataset(root: Path, seed: int = 0, n_classes: int = 60) -> Path:
+    """A folder+CSV dataset with LFW's class sizes: two large classes, three of 8-12 images, the rest 2-4.
+
+    `root/img/person_XXX/NNNN.png` (8×8 RGB: a per-class colour plus noise) and `root/labels.csv` with the
+    columns `path,class,skin`; `skin` (light/dark) is fixed per class, about a quarter of the classes dark,
+    the largest class light. 60 classes: 48 + 24 + 3 × 8-12 + 55 × 2-4 images (about 270). Returns the
+    CSV's path; point `data=folder` at it with
+    `data=folder data.root=<csv.parent> data.options.csv_file=<csv.name> data.sensitive_attribute=skin`
+    and small batches and images, e.g. `data.batch_size=16 data.samples_per_class=2 data.image_size=32`
+    (configs/data/folder.yaml's 224 would only slow a test down).
+    """
+    if n_classes < 6:
+        raise ValueError(f"n_classes must be >= 6, got {n_classes}")
+    rng = np.random.default_rng(seed)
+    sizes = np.concatenate([[48, 24], rng.integers(8, 13, size=3), rng.integers(2, 5, size=n_classes - 5)])
+    dark = np.zeros(n_classes, dtype=bool)
+    dark[1 + rng.choice(n_classes - 1, size=max(2, n_classes // 4), replace=False)] = True
+    lines = ["path,class,skin"]
+    for c, size in enumerate(sizes):
+        colour = rng.integers(40, 216, size=3)
+        for i in range(size):
+            pixels = np.clip(colour + rng.integers(-40, 41, size=(8, 8, 3)), 0, 255).astype(np.uint8)
+            path = f"img/person_{c:03d}/{i:04d}.png"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pixels).save(root / path, format="PNG")
+            lines.append(f"{path},person_{c:03d},{'dark' if dark[c] else 'light'}")
+    table = root / "labels.csv"
+    table.write_text("\n".join(lines) + "\n")
+    return table

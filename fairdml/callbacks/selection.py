@@ -57,12 +57,32 @@ def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
         )
 
 
-def build_checkpoint(checkpoint_cfg: dict, evaluation_cfg: dict, group_names: Sequence[str], run_dir: Path):
-    """Lightning's `ModelCheckpoint` keeping the best by `checkpoint.monitor`, after checking the key."""
+def build_checkpoint(
+    checkpoint_cfg: dict, evaluation_cfg: dict, group_names: Sequence[str], run_dir: Path
+) -> list[ModelCheckpoint]:
+    """Lightning's `ModelCheckpoint` keeping the best by `checkpoint.monitor` (after checking the key), and
+    with `checkpoint.save_last` a second one writing `last.ckpt` at every validation.
+
+    The second exists because Lightning (2.6) refreshes its own `save_last` file only when a best
+    checkpoint is saved in the same step, so after the monitored figure stops improving `last.ckpt` goes
+    stale: a resume would replay every epoch since, and an export of "last" would export old weights. The
+    best-checkpoint callback comes first, so `trainer.checkpoint_callback` is the one that selects.
+    """
     valid = validation_keys(evaluation_cfg["ks"], group_names, evaluation_cfg["val_leakage"])
     check_monitor(checkpoint_cfg["monitor"], checkpoint_cfg["mode"], valid)
-    return ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best-{epoch:03d}", monitor=checkpoint_cfg["monitor"],
-        mode=checkpoint_cfg["mode"], save_last=checkpoint_cfg["save_last"],
-        save_top_k=checkpoint_cfg["save_top_k"], auto_insert_metric_name=False,
-    )  # fmt: skip
+    folder = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=folder, filename="best-{epoch:03d}", monitor=checkpoint_cfg["monitor"],
+            mode=checkpoint_cfg["mode"], save_last=False, save_top_k=checkpoint_cfg["save_top_k"],
+            auto_insert_metric_name=False, enable_version_counter=False,
+        )  # fmt: skip
+    ]
+    if checkpoint_cfg["save_last"]:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=folder, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                enable_version_counter=False,
+            )  # fmt: skip
+        )
+    return callbacks

@@ -42,6 +42,8 @@ class DMLDataModule(L.LightningDataModule):
         self.cfg, self.seed = cfg, seed
         self._dataset = dataset
         self.views: dict[str, DatasetView] = {}
+        self._train_sampler: ClassBalancedBatchSampler | None = None
+        self._sampler_state_to_load: dict | None = None
 
     # -- setup -------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -107,7 +109,37 @@ class DMLDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.cfg.sampler not in ("class_balanced", "group_balanced"):
             raise ValueError(f"data.sampler must be class_balanced or group_balanced, got {self.cfg.sampler!r}")
-        return DataLoader(self.views["train"], batch_sampler=self.train_sampler(), **self._loader_kwargs())
+        self._train_sampler = self.train_sampler()
+        if self._sampler_state_to_load is not None:  # a resumed run continues the sampler where it stood
+            self._train_sampler.load_state_dict(self._sampler_state_to_load)
+            self._sampler_state_to_load = None
+        return DataLoader(self.views["train"], batch_sampler=self._train_sampler, **self._loader_kwargs())
+
+    # -- checkpointed state --------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The training sampler's epoch and position, saved in every checkpoint.
+
+        The position is the number of batches the trainer has *trained on* this epoch, not the sampler's
+        own count, which runs ahead by the batches the loader has prefetched.
+        """
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or self._train_sampler is None:
+            return {}
+        state = self._train_sampler.state_dict()
+        completed = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if completed >= len(self._train_sampler):  # the epoch is over: the next one starts at its beginning
+            state.update(epoch=trainer.current_epoch + 1, position=0)
+        else:
+            state.update(epoch=trainer.current_epoch, position=completed)
+        return {"train_sampler": state}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = state_dict.get("train_sampler")
+        if state is not None and self._train_sampler is not None:
+            # The loader may exist already: Lightning builds it to count the steps before restoring.
+            self._train_sampler.load_state_dict(state)
+        else:
+            self._sampler_state_to_load = state
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.views:

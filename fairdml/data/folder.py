@@ -6,6 +6,7 @@ So users can audit their own data without writing a reader: one row per image, s
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,7 +24,8 @@ class FolderCSV(ImageFileDataset):
     named in `sensitive_attributes` (default: every other column). Class and attribute values are strings;
     each becomes codes 0..K-1 in natural order (numerically if all are numbers), with the values kept as
     names (`class_names`, `attribute_values`). An empty attribute cell is an error naming the line, or with
-    `missing_attributes="drop"` the row is left out (counted warning). Empty path/class cells are errors.
+    `missing_attributes="drop"` the row is left out (counted warning). Empty path/class cells are errors,
+    and so is an image listed on two rows (it would count twice in its group).
     """
 
     dataset_name = "folder+CSV"
@@ -54,9 +56,7 @@ class FolderCSV(ImageFileDataset):
         if sensitive_attributes is None:
             names = [c for c in header if c not in (path_column, class_column)]
             if not names:
-                raise ValueError(
-                    f"{table} has no attribute columns besides {path_column!r} and {class_column!r}"
-                )
+                raise ValueError(f"{table} has no attribute columns besides {path_column!r} and {class_column!r}")
         else:
             names = as_name_list(sensitive_attributes)
         unknown = [n for n in names if n not in header]
@@ -68,6 +68,7 @@ class FolderCSV(ImageFileDataset):
             header.index(class_column),
             [header.index(n) for n in names],
         )
+        self._check_duplicates(table, rows, path_at)
         kept, incomplete = [], []
         for number, fields in rows:
             if not fields[path_at] or not fields[class_at]:
@@ -99,6 +100,27 @@ class FolderCSV(ImageFileDataset):
             min_images_per_class=min_images_per_class,
         )
 
+    def _check_duplicates(self, table: Path, rows: list[tuple[int, list[str]]], path_at: int) -> None:
+        """An image listed on more than one row is an error naming it, both lines and the total count."""
+        first_line: dict[str, int] = {}
+        repeats = []
+        for number, fields in rows:
+            if not fields[path_at]:
+                continue  # an error of its own, raised with its line below
+            # the same file however written: `a.jpg`, `./a.jpg`, `root/a.jpg` given absolute
+            key = os.path.normpath(os.path.join(self.root, fields[path_at]))
+            if key in first_line:
+                repeats.append((number, fields[path_at], first_line[key]))
+            else:
+                first_line[key] = number
+        if repeats:
+            number, path, first = repeats[0]
+            more = f"; {len(repeats)} duplicate rows in all" if len(repeats) > 1 else ""
+            raise ValueError(
+                f"{table}:{number}: duplicate row for image {path!r} (first listed on line {first}){more}; "
+                f"list each image once"
+            )
+
     @staticmethod
     def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         """Header and (line number, stripped fields) rows; rows of the wrong width are errors."""
@@ -111,9 +133,7 @@ class FolderCSV(ImageFileDataset):
                 if not any(f.strip() for f in fields):
                     continue
                 if len(fields) != len(header):
-                    raise ValueError(
-                        f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)}"
-                    )
+                    raise ValueError(f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)}")
                 rows.append((reader.line_num, [f.strip() for f in fields]))
         if not header or not rows:
             raise ValueError(f"{path} is empty; expected a header row and one row per image")

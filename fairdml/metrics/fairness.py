@@ -12,7 +12,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
 from fairdml.metrics.functional.clustering import check_kmeans_backend
-from fairdml.metrics.functional.report import fairness_report
+from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
 
 
 def drop_duplicate_indices(indices: Tensor) -> Tensor:
@@ -34,6 +34,8 @@ class EmbeddingFairness(Metric):
     batch; `compute()` gathers all processes (list states, `dist_reduce_fx="cat"`, so uneven last batches
     are fine), drops DDP padding duplicates by sample index and returns `fairness_report(...)`'s dict.
     Call `update`, not `forward`: a per-batch report would be expensive and meaningless.
+    `min_group_size`: groups with fewer samples are flagged "small" and not picked as worst (see
+    `fairness_report`), so e.g. `val/recall@1/worst` is not a one-sample group's noise.
     """
 
     is_differentiable = False
@@ -51,10 +53,12 @@ class EmbeddingFairness(Metric):
         n_init: int = 1,
         kmeans_backend: str = "sklearn",
         bootstrap_resamples: int = 0,
+        min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         check_kmeans_backend(kmeans_backend)
+        self.min_group_size = check_min_group_size(min_group_size)
         self.group_names = [str(name) for name in group_names]
         self.ks = tuple(int(k) for k in ks)
         self.seed = seed
@@ -103,6 +107,7 @@ class EmbeddingFairness(Metric):
             n_init=self.n_init,
             kmeans_backend=self.kmeans_backend,
             bootstrap_resamples=self.bootstrap_resamples,
+            min_group_size=self.min_group_size,
         )
         report["excluded"]["duplicate_indices"] = int(indices.shape[0] - keep.shape[0])
         return report

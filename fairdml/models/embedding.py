@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fairdml.atomic import atomic_path
 from fairdml.models.backbones import create_backbone, feature_dim
 from fairdml.models.heads import EmbeddingHead
 
@@ -33,8 +34,8 @@ class EmbeddingModel(nn.Module):
 def save_embedding_model(model: EmbeddingModel, path: str | Path, extra: dict | None = None) -> Path:
     """Write the class-embedding model as plain tensors + a plain-dict spec (loads with weights_only)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"spec": model.spec, "state_dict": model.state_dict(), "extra": extra or {}}, path)
+    with atomic_path(path) as temporary:
+        torch.save({"spec": model.spec, "state_dict": model.state_dict(), "extra": extra or {}}, temporary)
     return path
 
 

@@ -57,6 +57,12 @@ class DMLModule(L.LightningModule):
     def add_loss_term(self, term: LossTerm) -> None:
         self._loss_terms.append(term)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["fairdml_skipped_nonfinite"] = self.skipped_nonfinite
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.skipped_nonfinite = int(checkpoint.get("fairdml_skipped_nonfinite", 0))
+
     @property
     def config(self) -> dict:
         return self.hparams["config"]

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
 
+from fairdml.atomic import write_text
 from fairdml.reports.csv_logger import ResumableCSVLogger
 
 WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # in the run folder: the W&B run a resume continues
@@ -104,7 +105,7 @@ def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, confi
     )  # fmt: skip
     logger.experiment  # noqa: B018 - starts the W&B run on rank zero (a dummy on the others)
     if rank_zero_only.rank == 0:
-        (run_dir / WANDB_RUN_ID_FILE).write_text(run_id + "\n")
+        write_text(run_dir / WANDB_RUN_ID_FILE, run_id + "\n")
     return logger
 
 
@@ -132,11 +133,16 @@ def create_wandb_logger(
         return None
 
 
-def create_loggers(logger_cfg: dict, run_dir: Path, run_name: str, config: dict) -> list[Logger]:
-    """CSV logger (if `logger.csv`) and the W&B logger (if enabled and it starts)."""
+def create_loggers(
+    logger_cfg: dict, run_dir: Path, run_name: str, config: dict, csv_keep_rows: int | None = None
+) -> list[Logger]:
+    """CSV logger (if `logger.csv`) and the W&B logger (if enabled and it starts).
+
+    `csv_keep_rows`: on a resume, the `metrics.csv` rows the checkpoint had seen; later rows are dropped.
+    """
     loggers: list[Logger] = []
     if logger_cfg["csv"]:
-        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version=""))
+        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version="", keep_rows=csv_keep_rows))
     wandb_logger = create_wandb_logger(logger_cfg["wandb"], run_dir, run_name, config)
     if wandb_logger is not None:
         loggers.append(wandb_logger)

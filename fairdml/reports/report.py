@@ -9,7 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fairdml.atomic import write_json
+
 _MISSING = "-"
+SMALL_MARK = "*"  # after a small group's n and after a worst group that is small
 
 
 def strict_json(value):
@@ -29,12 +32,11 @@ def strict_json(value):
 
 
 def save_report(report: dict, path: str | os.PathLike) -> Path:
-    """Write `report` as indented, strict JSON (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(strict_json(report), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-    return path
+    """Write `report` as indented, strict JSON (parent folders created); returns the path.
+
+    Atomic (fairdml.atomic): a run killed mid-write leaves the old report.json or none, never half of one.
+    """
+    return write_json(path, strict_json(report), indent=2)
 
 
 def load_report(path: str | os.PathLike) -> dict:
@@ -61,14 +63,23 @@ def _join_row(cells: list[str], widths: list[int]) -> str:
     return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
 
+def _worst_cell(gap: dict) -> str:
+    """The worst group, marked when it is a small one (only small groups had a value)."""
+    return _cell(gap.get("worst_group")) + (SMALL_MARK if gap.get("worst_group_small") else "")
+
+
 def format_report_table(report: dict) -> str:
     """Rows = metrics, columns = overall, each group, gap (max - min), ratio (min / max), worst group.
 
-    Followed by the chance level of attribute_leakage and the report's warnings, if any.
+    A small group (fewer samples than settings.min_group_size) has its n marked "*", and so has a worst group
+    that is small, with a footnote saying why, so a noisy group never reads as a plain worst. Followed by the
+    chance level of attribute_leakage and the report's warnings, if any.
     """
     groups = list(report.get("groups", {}))
+    small = [g for g in groups if report["groups"][g].get("small")]
     header = ["metric", "overall", *groups, "gap", "ratio", "worst"]
-    rows = [["n", _cell(report.get("n")), *(_cell(report["groups"][g].get("n")) for g in groups), "", "", ""]]
+    n_cells = [_cell(report["groups"][g].get("n")) + (SMALL_MARK if g in small else "") for g in groups]
+    rows = [["n", _cell(report.get("n")), *n_cells, "", "", ""]]
     for metric, value in report.get("overall", {}).items():
         gap = report.get("gaps", {}).get(metric, {})
         rows.append(
@@ -81,12 +92,19 @@ def format_report_table(report: dict) -> str:
                 ),
                 _cell(gap.get("max_minus_min")) if gap else "",
                 _cell(gap.get("min_over_max")) if gap else "",
-                _cell(gap.get("worst_group")) if gap else "",
+                _worst_cell(gap) if gap else "",
             ]
         )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [_join_row(row, widths) for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    if small:
+        minimum = (report.get("settings") or {}).get("min_group_size")
+        below = f"n < min_group_size={minimum}" if minimum is not None else "below min_group_size"
+        lines.append(
+            f"{SMALL_MARK} small group ({below}): figures uncertain; named worst only when no larger group "
+            "has a value"
+        )
     chance = report.get("chance_level", {}).get("attribute_leakage")
     if chance is not None:
         lines.append(f"attribute_leakage: balanced accuracy of a fresh probe; chance level {chance:.4f}")

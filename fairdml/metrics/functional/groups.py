@@ -7,11 +7,16 @@ Which direction is worse, per metric (used for "worst_group"):
 - intra_alignment: lower is better (tighter classes); the worst group has the highest value.
 - uniformity: lower is better (more evenly spread); the worst group has the highest value (most concentrated).
 - attribute_leakage: lower is better (closer to chance); reported overall only.
+
+Groups below the report's `min_group_size` are "small": they are not picked as worst while a larger group has
+a value (see `group_gaps`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -41,22 +46,42 @@ def min_over_max(values: list[float]) -> float | None:
     return None
 
 
-def group_gaps(values: dict[str, float | None], higher_better: bool) -> dict[str, float | str | None]:
+def group_gaps(
+    values: dict[str, float | None], higher_better: bool, small_groups: Collection[str] | None = None
+) -> dict[str, Any]:
     """Gap (max - min), ratio (min / max) and worst group over the groups that have a value.
 
     A single group with a value gives gap 0, ratio 1 and itself as worst; none gives None everywhere.
+
+    `small_groups` (names with too few samples to trust, see `fairness_report(min_group_size=...)`): a group
+    of one sample would otherwise be "worst" by noise alone, so "worst_group" is picked among the other
+    groups, and only among small ones when no other group has a value. Two keys are then added:
+    "worst_group_small" (True when the worst group is a small one) and "small_groups_excluded" (the small
+    groups with a value that were passed over, in `values` order). "max_minus_min" and "min_over_max" stay
+    over every group with a value: a gap is what was measured, and dropping the small groups from it would
+    hide the minorities a fairness audit is for; the flags say which ends may be noise. With
+    `small_groups=None` the result has only the three original keys.
     """
     defined = {name: v for name, v in values.items() if v is not None and not math.isnan(v)}
+    small = set(small_groups) if small_groups is not None else set()
     if not defined:
-        return {"max_minus_min": None, "min_over_max": None, "worst_group": None}
+        gap: dict[str, Any] = {"max_minus_min": None, "min_over_max": None, "worst_group": None}
+        if small_groups is not None:
+            gap |= {"worst_group_small": False, "small_groups_excluded": []}
+        return gap
+    candidates = {name: v for name, v in defined.items() if name not in small} or defined
     pick = min if higher_better else max
-    worst = pick(defined, key=defined.__getitem__)  # first group in order on ties
+    worst = pick(candidates, key=candidates.__getitem__)  # first group in order on ties
     numbers = list(defined.values())
-    return {
+    gap = {
         "max_minus_min": max(numbers) - min(numbers),
         "min_over_max": min_over_max(numbers),
         "worst_group": worst,
     }
+    if small_groups is not None:
+        gap["worst_group_small"] = worst in small
+        gap["small_groups_excluded"] = [name for name in defined if name in small and name not in candidates]
+    return gap
 
 
 def masked_mean(per_query: Tensor, mask: Tensor) -> float | None:

@@ -32,6 +32,7 @@ from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 
 GEOMETRY_METRICS = ("inter_alignment", "intra_alignment", "uniformity")
+DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -64,6 +65,13 @@ def _set_metrics(
     }
 
 
+def check_min_group_size(value: int) -> int:
+    """`min_group_size` as an int >= 1; checked before any work so a typo fails at once."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"min_group_size must be an integer >= 1 (1 flags no group as small), got {value!r}")
+    return int(value)
+
+
 def _json_safe(value):
     """NaN/inf become None and tensors/numpy scalars become Python numbers, so json.dumps stays valid."""
     if isinstance(value, dict):
@@ -92,6 +100,7 @@ def fairness_report(
     kmeans_backend: str = "sklearn",
     bootstrap_resamples: int = 0,
     confidence: float = 0.95,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
 ) -> dict:
     """finDML report of (N, D) embeddings with (N,) class labels and (N,) subgroups (codes or strings).
 
@@ -100,12 +109,17 @@ def fairness_report(
     single-class group) give None / clamped values, a `FairnessMetricWarning`, and an entry in "warnings".
     `bootstrap_resamples` > 0 adds percentile intervals of recall@k and map@r under "intervals".
     `kmeans_backend` "sklearn" (k-means++, default) or "faiss" (PML's clustering, faster at large N).
+    `min_group_size`: a group with 0 < n < min_group_size is "small": its figures are mostly noise, so its
+    entry gets `"small": true`, "warnings" names it, and it is not picked as a gap's "worst_group" while a
+    larger group has a value (`group_gaps` documents the gap keys added then). 1 flags no group (the old
+    behaviour); a report without small groups has exactly the old keys, plus settings.min_group_size.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FairnessMetricWarning)
         report = _build_report(
             embeddings, labels, groups, ks, seed, group_names, leakage,
             distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
+            min_group_size,
         )  # fmt: skip
     messages = []
     for item in caught:
@@ -118,9 +132,10 @@ def fairness_report(
 
 def _build_report(
     embeddings, labels, groups, ks, seed, group_names, leakage,
-    distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
+    distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence, min_group_size,
 ) -> dict:  # fmt: skip
     check_kmeans_backend(kmeans_backend)  # fail before the expensive retrieval, not after it
+    min_group_size = check_min_group_size(min_group_size)
     x = check_embeddings(as_tensor(embeddings, "embeddings"))
     n = x.shape[0]
     y = check_labels(as_tensor(labels, "labels"), n).to(x.device)
@@ -150,6 +165,8 @@ def _build_report(
         mask = codes == code
         n_group = int(mask.sum())
         entry: dict = {"n": n_group}
+        if 0 < n_group < min_group_size:
+            entry["small"] = True
         excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
         if n_group == 0:
             warn(f"group {name!r} has no samples; its metrics are None")
@@ -166,8 +183,16 @@ def _build_report(
     populated = [name for name, entry in group_entries.items() if entry["n"] > 0]
     if len(populated) == 1:
         warn(f"only one group ({populated[0]!r}) has samples: gaps are 0 and ratios 1 by definition")
+    small = [name for name, entry in group_entries.items() if entry.get("small")]
+    for name in small:
+        warn(
+            f"group {name!r} is small: n={group_entries[name]['n']} < min_group_size={min_group_size}; its "
+            "figures are uncertain and it is not picked as worst_group while a larger group has a value"
+        )
     gaps = {
-        metric: group_gaps({g: e[metric] for g, e in group_entries.items()}, higher_is_better(metric))
+        metric: group_gaps(
+            {g: e[metric] for g, e in group_entries.items()}, higher_is_better(metric), small_groups=small or None
+        )
         for metric in names_in_order
     }
     report = {
@@ -192,6 +217,7 @@ def _build_report(
             "leakage": leakage,
             "leakage_split": leakage_split,
             "bootstrap_resamples": bootstrap_resamples,
+            "min_group_size": min_group_size,
         },
     }
     if bootstrap_resamples > 0:

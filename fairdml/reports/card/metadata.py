@@ -101,8 +101,10 @@ def build_eval_results(
     slices += [(f"{attribute}={g}", g, e.get("n"), e) for g, e in (report.get("groups") or {}).items()]
     for slice_name, group, n, values in slices:
         args = {"group_attribute": attribute, "group": group, "n": n} if group is not None else {"n": n}
+        if group is not None and values.get("small"):
+            args["small"] = True  # below report.json's settings.min_group_size: figures uncertain
         for metric, value in values.items():
-            if metric != "n":
+            if metric not in ("n", "small"):
                 ci = (intervals.get(metric) or {}).get(group if group is not None else "overall")
                 results.add(slice_name, args, metric, value, {"interval": list(ci) if ci else None})
         if verification is not None and group in verification.rates:
@@ -111,6 +113,10 @@ def build_eval_results(
     for metric, gap in (report.get("gaps") or {}).items():
         if isinstance(gap, dict):
             extra = {"min_over_max": _finite(gap.get("min_over_max")), "worst_group": gap.get("worst_group")}
+            if gap.get("worst_group_small"):
+                extra["worst_group_small"] = True
+            if gap.get("small_groups_excluded"):
+                extra["small_groups_excluded"] = list(gap["small_groups_excluded"])
             results.add(
                 f"gap:{attribute}", gap_args, f"{metric}/max_minus_min", gap.get("max_minus_min"), extra
             )

@@ -24,16 +24,33 @@ from fairdml.reports.card.verification import Verification, rate_gap
 from fairdml.reports.runs import flatten as flatten_keys
 
 GAP_HEADERS = ["Metric", "Max − min", "Min / max", "Worst group"]
+SMALL_FLAG = "⚠ small"  # after a group flagged "small" in report.json (n below settings.min_group_size)
+
+
+def small_group_note(report: dict) -> str:
+    """Why some groups carry SMALL_FLAG; "" when the report flags none."""
+    if not any(isinstance(e, dict) and e.get("small") for e in (report.get("groups") or {}).values()):
+        return ""
+    minimum = (report.get("settings") or {}).get("min_group_size")
+    below = f"fewer than {fmt_number(minimum)}" if minimum is not None else "too few"
+    return (
+        f"{SMALL_FLAG}: the group has {below} test samples (min_group_size), so its figures are uncertain; "
+        "it is named worst only when no larger group has a value."
+    )
 
 
 def group_table(report: dict, metrics: list[str], header: Any = metric_header) -> Table:
-    """Rows "overall" and one per group, a column per metric; bootstrap intervals where the report has any."""
+    """Rows "overall" and one per group, a column per metric; bootstrap intervals where the report has any.
+
+    A group the report flags "small" shows SMALL_FLAG beside its name, with a note saying why.
+    """
     intervals = report.get("intervals") or {}
     slices = [("overall", report.get("n"), report.get("overall") or {})]
     slices += [(name, entry.get("n"), entry) for name, entry in (report.get("groups") or {}).items()]
     rows = []
     for name, n, values in slices:
-        cells = [name, fmt_number(n)]
+        label = f"{name} {SMALL_FLAG}" if name != "overall" and values.get("small") else name
+        cells = [label, fmt_number(n)]
         for metric in metrics:
             text = fmt_number(value_of(values.get(metric))) if metric in values else ""
             ci = (intervals.get(metric) or {}).get(name)
@@ -41,18 +58,30 @@ def group_table(report: dict, metrics: list[str], header: Any = metric_header) -
                 text += f" {fmt_interval(*ci)}"
             cells.append(text)
         rows.append(cells)
-    return Table(["Group", "n", *(header(m) for m in metrics)], rows)
+    return Table(["Group", "n", *(header(m) for m in metrics)], rows, note=small_group_note(report))
 
 
-def gap_table(gaps: dict, header: Any = metric_header) -> Table:
+def worst_group_text(gap: dict) -> str:
+    """The worst group as the card shows it: flagged when small, and naming the small groups passed over."""
+    text = str(gap.get("worst_group"))
+    if gap.get("worst_group_small"):
+        text += f" {SMALL_FLAG} (only small groups have a value)"
+    excluded = gap.get("small_groups_excluded") or []
+    if excluded:
+        text += f"; not ranked ({SMALL_FLAG}): {', '.join(str(g) for g in excluded)}"
+    return text
+
+
+def gap_table(gaps: dict, header: Any = metric_header, note: str = "") -> Table:
+    """Per metric: max − min and min / max over every group with a value, and the worst group (flagged)."""
     rows = []
     for metric, gap in gaps.items():
         if isinstance(gap, dict):
             cells = [fmt_number(gap.get("max_minus_min")), fmt_number(gap.get("min_over_max"))]
-            rows.append([header(metric), *cells, str(gap.get("worst_group"))])
+            rows.append([header(metric), *cells, worst_group_text(gap)])
         else:
             rows.append([header(metric), fmt_number(value_of(gap)), "", ""])
-    return Table(GAP_HEADERS, rows)
+    return Table(GAP_HEADERS, rows, note=note)
 
 
 def flatten(value: Any) -> list[tuple[str, Any]]:
@@ -183,7 +212,7 @@ def quantitative_section(run: Run, verification: Verification | None) -> Section
     report = run.report
     metrics = [m for m in (report.get("overall") or {}) if m != "attribute_leakage"]
     blocks: list[Block] = [Heading("Retrieval and embedding geometry by group"), group_table(report, metrics)]
-    blocks += [Heading("Gaps between groups"), gap_table(report.get("gaps") or {})]
+    blocks += [Heading("Gaps between groups"), gap_table(report.get("gaps") or {}, note=small_group_note(report))]
     blocks += _leakage_blocks(run)
     blocks += downstream_blocks(report.get("downstream"))
     if verification is not None:

@@ -26,7 +26,7 @@ from fairdml.reports.card.blocks import (
 from fairdml.reports.card.datasheet import evaluation_data_section, training_data_section
 from fairdml.reports.card.inputs import CardInputs
 from fairdml.reports.card.metric_names import metric_info
-from fairdml.reports.card.results import quantitative_section
+from fairdml.reports.card.results import SMALL_FLAG, quantitative_section
 from fairdml.reports.card.run import Run, get_path
 from fairdml.reports.card.verification import Verification
 
@@ -126,6 +126,15 @@ def metrics_section(run: Run, verification: Verification | None) -> Section:
         Bullets(definitions),
         Text("Gaps: per metric, the largest minus smallest group value, the ratio min/max, the worst group."),
     ]  # fmt: skip
+    minimum = (run.report.get("settings") or {}).get("min_group_size")
+    if minimum is not None and minimum > 1:
+        blocks.append(
+            Text(
+                f"Groups with fewer than {fmt_number(minimum)} test samples are marked {SMALL_FLAG}: their "
+                "figures are uncertain, they count in the gaps, and they are named worst group only when no "
+                "larger group has a value."
+            )
+        )
     if run.report.get("intervals"):
         blocks.append(
             Text("Intervals on recall@k and mAP@R: percentile bootstrap over queries (report.json).")
@@ -150,7 +159,12 @@ def caveats_section(run: Run, inputs: CardInputs, verification: Verification | N
     notes = [f"report.json warning: {w}" for w in run.report.get("warnings") or []]
     for name, entry in (run.report.get("groups") or {}).items():
         n = entry.get("n")
-        if isinstance(n, int) and n < SMALL_GROUP:
+        if entry.get("small"):  # below report.json's min_group_size
+            notes.append(
+                f"Group '{name}' {SMALL_FLAG}: only {n} test samples, so its figures are uncertain; it is "
+                "named worst group only when no larger group has a value."
+            )
+        elif isinstance(n, int) and n < SMALL_GROUP:
             notes.append(f"Group '{name}' has only {n} test samples: its figures are uncertain.")
     if verification is not None:
         counts = verification.counts

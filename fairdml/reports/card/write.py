@@ -5,7 +5,6 @@ sidecar model_card_data.json beside them.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from datetime import datetime, timezone
@@ -14,11 +13,13 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 
 from fairdml import __version__
+from fairdml.atomic import atomic_path, write_json, write_text
 from fairdml.reports.card.blocks import fmt_number, value_of
 from fairdml.reports.card.inputs import load_card_inputs
 from fairdml.reports.card.metadata import build_card_data
 from fairdml.reports.card.render_html import render_html
 from fairdml.reports.card.render_markdown import render_markdown
+from fairdml.reports.card.results import SMALL_FLAG
 from fairdml.reports.card.run import Run, get_path, load_run
 from fairdml.reports.card.sections import build_sections
 from fairdml.reports.card.threshold_html import COLORS
@@ -46,9 +47,8 @@ def _chips(run: Run, verification: Verification | None) -> list[tuple[str, str]]
         chips.append(("Recall@1", fmt_number(value_of(overall["recall@1"]), 3)))
         gap = gaps.get("recall@1") or {}
         if gap.get("max_minus_min") is not None:
-            chips.append(
-                ("Recall@1 gap", f"{fmt_number(gap['max_minus_min'], 3)} (worst: {gap.get('worst_group')})")
-            )
+            worst = f"{gap.get('worst_group')}{f' {SMALL_FLAG}' if gap.get('worst_group_small') else ''}"
+            chips.append(("Recall@1 gap", f"{fmt_number(gap['max_minus_min'], 3)} (worst: {worst})"))
     if verification is not None:
         chips.append(("Operating threshold", fmt_number(verification.operating_threshold, 3)))
     chips.append(("PARADE", "on" if run.parade_enabled else "off"))
@@ -73,8 +73,8 @@ def write_model_card(
     fields become marked prompts. `out_dir` defaults to the run folder; `embeddings` to
     RUN_DIR/embeddings_test.npz. Returns {"markdown", "html", "data"} → path.
     """
+    inputs = load_card_inputs(card_inputs)  # a bad inputs file fails before the run's arrays are read
     run = load_run(run_dir, embeddings=embeddings, need_embeddings=threshold_view)
-    inputs = load_card_inputs(card_inputs)
     verification = None
     if threshold_view and run.arrays is not None:
         verification = compute_verification(run.arrays, inputs.verification)
@@ -88,12 +88,13 @@ def write_model_card(
     out.mkdir(parents=True, exist_ok=True)
     paths = {key: out / name for key, name in CARD_FILES.items()}
     markdown = f"---\n{card_data.to_yaml()}\n---\n\n{render_markdown(sections, model_name, subtitle)}"
-    ModelCard(markdown).save(paths["markdown"])  # parsing it here validates the metadata
+    with atomic_path(paths["markdown"], suffix=".md") as temporary:  # never a half-written card
+        ModelCard(markdown).save(temporary)  # parsing it here validates the metadata
     view = view_data(verification) if verification is not None else None
     page = render_html(
         sections, model_name, subtitle, _chips(run, verification), {"threshold_view": view, "colors": COLORS}
     )
-    paths["html"].write_text(page, encoding="utf-8")
+    write_text(paths["html"], page)
     sidecar = {
         "schema": SIDECAR_SCHEMA,
         "generated": generated,
@@ -108,9 +109,7 @@ def write_model_card(
         "verification": verification_summary(verification, view) if verification is not None else None,
         "eval_results": [dataclasses.asdict(r) for r in card_data.eval_results or []],
     }
-    paths["data"].write_text(
-        json.dumps(strict_json(sidecar), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-    )
+    write_json(paths["data"], strict_json(sidecar), indent=2)
     return paths
 
 

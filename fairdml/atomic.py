@@ -1,0 +1,63 @@
+"""Atomic file writes: a file in a run folder is either the old one or the whole new one, never half.
+
+A run killed during a write (SIGKILL, a full disk, a node taken back) must not leave a truncated
+report.json or model.pt for a later `fairdml card`, `compare` or `export` to read as if it were whole.
+Each writer writes a temporary file in the same folder, flushes it to disk and renames it over the
+target (`os.replace` is atomic on POSIX and Windows within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner alone; a run's files get the mode a plain open() gives.
+_FILE_MODE = 0o666 & ~_umask()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path`, on error it is removed.
+
+    `suffix` keeps an extension some writers insist on (`np.savez` appends `.npz` to other names).
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".tmp", dir=target.parent
+    )
+    os.close(handle)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        with open(temporary_path, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(temporary_path, _FILE_MODE)
+        os.replace(temporary_path, target)
+    finally:
+        temporary_path.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically; returns the path."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, data: Any, **dumps_kwargs: Any) -> Path:
+    """Write strict JSON (no NaN tokens) with two-space indents, atomically."""
+    dumps_kwargs.setdefault("indent", 2)
+    return write_text(path, json.dumps(data, allow_nan=False, **dumps_kwargs) + "\n")

@@ -1,0 +1,142 @@
+"""The run folder's rules: one run per folder, checkpoints read safely, the selected checkpoint on record.
+
+A run folder's files must all come from one run. Training into a folder that holds another run would mix
+them (a new report beside old checkpoints, new rows after old ones in metrics.csv, `-v1` checkpoint files
+that a later resume or export picks), so an existing run is refused unless the user resumes it or asks to
+overwrite it, which clears it first. The checkpoint the run selected is written to `selection.json`, so
+`fairdml export` never has to guess it from file names.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+
+from fairdml.atomic import atomic_path, write_json
+
+SELECTION_FILE = "selection.json"
+# Any of these marks a folder as a fairdml run (overwrite=true clears only such folders).
+RUN_MARKERS = ("config.yaml", "checkpoints", "report.json", "csv", "model.pt", SELECTION_FILE)
+
+
+def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
+    """Create `run_dir`, or accept an existing one only for a resume or an explicit overwrite (clearing it)."""
+    if resume is not None and overwrite:
+        raise ValueError(
+            "resume and overwrite=true contradict each other: resume continues the run, overwrite clears it"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"run_dir={run_dir} is a file, not a folder; choose another run_dir")
+    existing = sorted(path.name for path in run_dir.iterdir()) if run_dir.is_dir() else []
+    if existing and resume is None:
+        if not overwrite:
+            raise FileExistsError(
+                f"run_dir={run_dir} already holds files ({', '.join(existing[:6])}); a new run there would mix "
+                f"with them. Continue that run with resume=last, clear it with overwrite=true, or choose "
+                f"another run_dir"
+            )
+        if not any(name in RUN_MARKERS for name in existing):
+            raise FileExistsError(
+                f"overwrite=true refuses to clear run_dir={run_dir}: it is not a fairdml run folder "
+                f"(none of {list(RUN_MARKERS)}); choose an empty or new folder"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """`torch.load(weights_only=True)` with one clear error for a missing, truncated or unsafe file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"refused to load {path}: it holds objects other than tensors and plain containers, which could "
+            f"run code ({reason}). fairdml checkpoints never do; use a checkpoint fairdml wrote"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(
+            f"checkpoint {path} is unreadable, truncated or corrupt ({reason}); resume from another one "
+            f"with resume=PATH (e.g. a best-*.ckpt in the same folder)"
+        ) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def remove_orphan_checkpoints(run_dir: Path, checkpoint: dict[str, Any], resumed_from: Path) -> list[Path]:
+    """Delete checkpoints written after `checkpoint` (an interrupted timeline), which it does not know of.
+
+    Left in place, the replayed epochs would save `-v1` copies beside them and the folder would hold two
+    histories. Only for a checkpoint of this run folder. Returns the removed paths.
+    """
+    folder = run_dir / "checkpoints"
+    if resumed_from.resolve().parent != folder.resolve():
+        return []
+    known = {resumed_from.resolve()}
+    for key, state in checkpoint.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(state, dict):
+            known |= {Path(p).resolve() for p in state.get("best_k_models", {})}
+            known |= {Path(state[k]).resolve() for k in ("best_model_path", "last_model_path") if state.get(k)}
+    orphans = [p for p in sorted(folder.glob("*.ckpt")) if p.resolve() not in known]
+    orphans += sorted(folder.glob(".*.tmp"))  # a write killed before its rename
+    for path in orphans:
+        path.unlink()
+    return orphans
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the same folder, then renamed over the target.
+
+    Lightning's own save goes through fsspec, whose local "transaction" writes to the system temp folder and
+    then moves the file, which is a copy (not atomic) when that folder is on another file system.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        with atomic_path(path) as temporary:
+            torch.save(checkpoint, temporary)
+
+
+def write_selection(run_dir: Path, checkpoint_callback: Any, validated_epochs: list[int]) -> dict[str, Any]:
+    """Record the checkpoint Lightning's `ModelCheckpoint` selected, with its monitor and score."""
+    best = getattr(checkpoint_callback, "best_model_path", "") if checkpoint_callback is not None else ""
+    score = getattr(checkpoint_callback, "best_model_score", None)
+    selection = {
+        "checkpoint": str(Path(best).resolve().relative_to(run_dir.resolve())) if best else None,
+        "monitor": getattr(checkpoint_callback, "monitor", None),
+        "mode": getattr(checkpoint_callback, "mode", None),
+        "score": float(score) if score is not None else None,
+        "validated_epochs": list(validated_epochs),
+    }
+    write_json(run_dir / SELECTION_FILE, selection)
+    return selection
+
+
+def read_selection(run_dir: Path) -> dict[str, Any]:
+    """The run's recorded selection; the error says what to do for runs that have none."""
+    path = run_dir / SELECTION_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} has no {SELECTION_FILE} (the record of the checkpoint the run selected): the run did not "
+            f"finish, or predates it. Name the checkpoint instead: fairdml export {run_dir}/checkpoints/<file>.ckpt"
+        )
+    selection = json.loads(path.read_text())
+    if not selection.get("checkpoint"):
+        raise FileNotFoundError(
+            f"{path}: the run selected no checkpoint (no epoch was validated); name one: "
+            f"fairdml export {run_dir}/checkpoints/last.ckpt --out M.pt"
+        )
+    return selection
