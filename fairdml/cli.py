@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
+
+from fairdml.errors import ValidationSkippedError
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -54,7 +57,7 @@ def _card(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from fairdml.export import export_run
 
-    export_run(args.source, args.out)
+    export_run(args.source, args.out, overwrite=args.overwrite)
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -70,19 +73,23 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
     parser = argparse.ArgumentParser(
-        prog="fairdml", description="Train and audit fair deep metric learning models (finDML, PARADE)."
-    )
+        prog="fairdml", description="Train and audit fair deep metric learning models (finDML, PARADE).",
+        parents=[common],
+    )  # fmt: skip
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = functools.partial(commands.add_parser, parents=[common])
 
-    train = commands.add_parser("train", help="train a model from configs/ (+ key=value overrides)")
+    train = add("train", help="train a model from configs/ (+ key=value overrides)")
     train.add_argument("overrides", nargs="*", help="e.g. model=resnet18 trainer.max_epochs=3 experiment=parade")
     train.add_argument("-m", "--multirun", action="store_true", help="sweep comma-separated values locally")
     train.add_argument("--sweep-dir", default=None, help="-m: the sweep folder (default outputs/sweeps/...)")
     train.add_argument("--sweep-file", default=None, help="-m: run a W&B grid sweep file locally")
     train.set_defaults(func=_train)
 
-    audit = commands.add_parser("audit", help="finDML report of existing embeddings (.npz), no training")
+    audit = add("audit", help="finDML report of existing embeddings (.npz), no training")
     audit.add_argument("npz", help=".npz with arrays embeddings (N,D), labels (N,), groups (N,)")
     audit.add_argument("--out", default="audit", help="output folder (report.json)")
     audit.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--card-inputs", default=None, help="YAML with the card fields only a person can fill")
     audit.set_defaults(func=_audit)
 
-    card = commands.add_parser("card", help="write MODEL_CARD.md and model_card.html for a run folder")
+    card = add("card", help="write MODEL_CARD.md and model_card.html for a run folder")
     card.add_argument("run_dir")
     card.add_argument("--inputs", default=None, help="YAML with the fields only a person can fill")
     card.add_argument("--out", default=None, help="output folder (default: the run folder)")
@@ -104,12 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--screenshot", default=None, help="also save a PNG of the HTML card (needs Chromium)")
     card.set_defaults(func=_card)
 
-    export = commands.add_parser("export", help="write the class-embedding model alone (no PARADE heads)")
+    export = add("export", help="write the class-embedding model alone (no PARADE heads)")
     export.add_argument("source", help="a run folder or a .ckpt file")
-    export.add_argument("--out", default=None, help="output .pt path (default: <run>/model.pt)")
+    export.add_argument("--out", default=None, help="output .pt path (default: <run>/model.pt, if absent)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     export.set_defaults(func=_export)
 
-    compare = commands.add_parser("compare", help="accuracy–fairness trade-off over finished runs")
+    compare = add("compare", help="accuracy–fairness trade-off over finished runs")
     compare.add_argument("runs", nargs="+", help="run folders or a sweep folder")
     compare.add_argument("--out", default=None, help="output folder (default: the sweep folder)")
     compare.add_argument(
@@ -118,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     compare.set_defaults(func=_compare)
 
-    evaluate = commands.add_parser("evaluate", help="downstream evaluation of a trained run's embeddings")
+    evaluate = add("evaluate", help="downstream evaluation of a trained run's embeddings")
     evaluate.add_argument("run_dir")
     evaluate.add_argument(
         "overrides", nargs="*", help="key=value, e.g. evaluation.downstream_label=Smiling; docs/downstream.md"
@@ -127,14 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors that mean "the input is wrong" (a value, a file, a folder, a NaN loss, a loader that skips
+# validation): one line naming the cause, exit code 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, KeyError, TypeError, FloatingPointError, ValidationSkippedError)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as error:
+    except USER_ERRORS as error:
         if getattr(args, "debug", False):
             raise
-        print(f"fairdml {args.command}: error: {error}", file=sys.stderr)
+        message = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+        print(f"fairdml {args.command}: error: {message} (--debug shows the traceback)", file=sys.stderr)
         sys.exit(2)
 
 

@@ -24,6 +24,8 @@ from fairdml.atomic import atomic_path, write_json
 SELECTION_FILE = "selection.json"
 # Any of these marks a folder as a fairdml run (overwrite=true clears only such folders).
 RUN_MARKERS = ("config.yaml", "checkpoints", "report.json", "csv", "model.pt", SELECTION_FILE)
+# Files a launcher (`fairdml train -m`) writes into a new run's folder before the run starts.
+LAUNCHER_FILES = ("train.log",)
 
 
 def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
@@ -34,7 +36,7 @@ def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
         )
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"run_dir={run_dir} is a file, not a folder; choose another run_dir")
-    existing = sorted(path.name for path in run_dir.iterdir()) if run_dir.is_dir() else []
+    existing = sorted(p.name for p in run_dir.iterdir() if p.name not in LAUNCHER_FILES) if run_dir.is_dir() else []
     if existing and resume is None:
         if not overwrite:
             raise FileExistsError(

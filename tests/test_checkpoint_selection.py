@@ -87,13 +87,14 @@ class _ScriptedValidation(L.LightningModule):
     ],
 )
 def test_checkpoint_keeps_the_best_by_the_fairness_key(tmp_path, key, mode, values, best_epoch):
-    checkpoint = build_checkpoint(
+    checkpoint, last = build_checkpoint(
         {"monitor": key, "mode": mode, "save_last": True, "save_top_k": 1},
         {"ks": [1], "val_leakage": False}, GROUPS, tmp_path,
     )  # fmt: skip
+    assert last.monitor is None and last.filename == "last"  # last.ckpt written at every validation
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
     trainer = L.Trainer(
-        max_epochs=len(values), callbacks=[checkpoint], logger=False, enable_progress_bar=False,
+        max_epochs=len(values), callbacks=[checkpoint, last], logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0,
     )  # fmt: skip
     trainer.fit(_ScriptedValidation(key, values), data, data)
@@ -102,3 +103,4 @@ def test_checkpoint_keeps_the_best_by_the_fairness_key(tmp_path, key, mode, valu
     assert sorted(path.name for path in (tmp_path / "checkpoints").iterdir()) == [
         f"best-{best_epoch:03d}.ckpt", "last.ckpt"
     ]  # fmt: skip
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == len(values) - 1

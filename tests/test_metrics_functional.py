@@ -429,7 +429,7 @@ def test_group_gaps_direction_and_ratio():
 
 def test_report_gaps_follow_group_values():
     z, y, groups = make_data(97, 16, 20, 3)
-    report = fairness_report(z, y, groups, leakage=False)
+    report = fairness_report(z, y, groups, leakage=False, min_group_size=1)  # every group may be the worst
     for metric, gap in report["gaps"].items():
         values = [report["groups"][g][metric] for g in report["groups"]]
         assert gap["max_minus_min"] == pytest.approx(max(values) - min(values), abs=1e-12)

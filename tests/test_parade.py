@@ -470,7 +470,7 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
 
     # the exported model (no callback needed to load it) embeds like the training module
     checkpoint = json.loads((run_dir / "report.json").read_text())["meta"]["best_checkpoint"]
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    raw = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
     module = DMLModule(**raw["hyper_parameters"])
     parade = Parade.from_config(raw["hyper_parameters"]["config"]["parade"])
     parade.attach(module, ["style"], [2])

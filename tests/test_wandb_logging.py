@@ -95,9 +95,9 @@ def test_checkpoint_kept_by_the_fairness_key(offline_run):
     best_epoch = min(range(len(gaps)), key=lambda epoch: (gaps[epoch], epoch))  # ties keep the first
     report = json.loads((offline_run / "report.json").read_text())
     assert Path(report["meta"]["best_checkpoint"]).name == f"best-{best_epoch:03d}.ckpt"
-    state = torch.load(report["meta"]["best_checkpoint"], map_location="cpu", weights_only=True)
+    state = torch.load(offline_run / report["meta"]["best_checkpoint"], map_location="cpu", weights_only=True)
     (checkpoint_state,) = [
-        value for key, value in state["callbacks"].items() if key.startswith("ModelCheckpoint")
+        value for key, value in state["callbacks"].items() if key.startswith("ModelCheckpoint{'monitor': 'val/")
     ]
     assert float(checkpoint_state["best_model_score"]) == pytest.approx(gaps[best_epoch], abs=1e-6)
 

@@ -14,9 +14,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-
-class ValidationSkippedError(RuntimeError):
-    """An epoch ended without its due validation."""
+from fairdml.errors import ValidationSkippedError
 
 
 class ValidationGuard(Callback):

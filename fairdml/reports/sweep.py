@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -103,8 +104,14 @@ def _check_jobs(jobs: list[list[str]]) -> None:
 
 
 def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
-    """One `fairdml train` process; its output goes to `<run_dir>/train.log`."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """One `fairdml train` process; its output goes to `<run_dir>/train.log`.
+
+    A folder left by an earlier failed attempt is the sweep's own: it is cleared, so the new run starts in a
+    folder that holds only its `train.log` (which `fairdml train` accepts; any other file it refuses).
+    """
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     command = [sys.executable, "-m", "fairdml", "train", *job, f"run_dir={run_dir}"]
     env = {key: value for key, value in os.environ.items() if key != "FAIRDML_RUN_DIR"}
     env.setdefault("WANDB_RUN_GROUP", group)  # W&B shows a sweep's runs as one group

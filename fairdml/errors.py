@@ -1,0 +1,7 @@
+"""fairdml's own error types, in a module with no heavy imports (the CLI catches them before loading torch)."""
+
+from __future__ import annotations
+
+
+class ValidationSkippedError(RuntimeError):
+    """A training epoch ended without the validation it was due (see callbacks/validation_guard.py)."""
