@@ -24,15 +24,16 @@ MAX_SCATTER_POINTS = 2000  # a sample keeps the figure cheap and legible
 def report_table(report: dict) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of a finDML report: one row per group and an `overall` row, every metric a column."""
     groups = report.get("groups", {})
-    metrics = sorted({metric for entry in groups.values() for metric in entry if metric != "n"})
+    metrics = sorted({metric for entry in groups.values() for metric in entry if metric not in ("n", "small")})
     worst = {metric: gap.get("worst_group") for metric, gap in report.get("gaps", {}).items()}
-    columns = ["group", "n", *metrics, "worst_in"]
+    columns = ["group", "n", "small", *metrics, "worst_in"]  # small: n below the report's min_group_size
     rows: list[list[Any]] = []
     for group, entry in groups.items():
         worst_in = ",".join(metric for metric in metrics if worst.get(metric) == group)
-        rows.append([group, entry.get("n"), *(entry.get(metric) for metric in metrics), worst_in])
+        small = bool(entry.get("small", False))
+        rows.append([group, entry.get("n"), small, *(entry.get(metric) for metric in metrics), worst_in])
     overall = report.get("overall", {})
-    rows.append(["overall", report.get("n"), *(overall.get(metric) for metric in metrics), ""])
+    rows.append(["overall", report.get("n"), False, *(overall.get(metric) for metric in metrics), ""])
     return columns, rows
 
 

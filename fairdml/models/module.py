@@ -40,12 +40,15 @@ class DMLModule(L.LightningModule):
         self.group_attribute = group_attribute
         self.skipped_nonfinite = 0
         eval_cfg = config["evaluation"]
+        min_group_size = eval_cfg.get("min_group_size", 30)  # .get: checkpoints from before the key
         self.val_fairness = EmbeddingFairness(
-            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["val_leakage"]
-        )
+            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["val_leakage"],
+            min_group_size=min_group_size,
+        )  # fmt: skip
         self.test_fairness = EmbeddingFairness(
-            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["leakage"]
-        )
+            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["leakage"],
+            min_group_size=min_group_size,
+        )  # fmt: skip
         self.reports: dict[str, dict] = {}
 
     # -- extension points for callbacks --------------------------------------------------------------
