@@ -139,10 +139,10 @@ def test_report_table_has_a_row_per_group_and_overall():
     report = {
         "n": 30,
         "overall": {"recall@1": 0.5, "attribute_leakage": 0.7},
-        "groups": {"a": {"n": 20, "recall@1": 0.6}, "b": {"n": 10, "recall@1": 0.3}},
-        "gaps": {"recall@1": {"max_minus_min": 0.3, "min_over_max": 0.5, "worst_group": "b"}},
+        "groups": {"a": {"n": 20, "recall@1": 0.6}, "b": {"n": 10, "small": True, "recall@1": 0.3}},
+        "gaps": {"recall@1": {"max_minus_min": 0.3, "min_over_max": 0.5, "worst_group": "a"}},
     }
     columns, rows = report_table(report)
-    assert columns == ["group", "n", "recall@1", "worst_in"]
-    assert rows == [["a", 20, 0.6, ""], ["b", 10, 0.3, "recall@1"], ["overall", 30, 0.5, ""]]
+    assert columns == ["group", "n", "small", "recall@1", "worst_in"]
+    assert rows == [["a", 20, False, 0.6, "recall@1"], ["b", 10, True, 0.3, ""], ["overall", 30, False, 0.5, ""]]
     assert all(not isinstance(value, float) or math.isfinite(value) for row in rows for value in row)
