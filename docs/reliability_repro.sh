@@ -37,7 +37,7 @@ python -m fairdml export reuse > e.log 2>&1; echo "exit $?"; tail -1 e.log
 echo "== 5/7. bad values"
 for o in optim.lr=-1 trainer.max_epochs=0 trainer.max_epochs=-1 data.image_size=0 model.embedding_dim=0 seed=-5 data.samples_per_class=0 +loss.kwargs.not_an_option=1; do
   timeout 300 python -m fairdml train $T trainer.max_epochs=1 run_dir=bad_${o//[^a-z0-9]/_} $o > bad.log 2>&1; rc=$?
-  echo "$o -> exit $rc, $(grep -c Traceback bad.log) traceback(s): $(grep -E 'error|Error' bad.log | tail -1 | cut -c1-200)"
+  echo "$o -> exit $rc, $(grep -c Traceback bad.log) traceback(s): $(grep -E 'error|Error' bad.log | tail -1 | cut -c1-240)"
 done
 echo "== 6. a group of n=1 in an audit"
 python -c "
@@ -45,4 +45,4 @@ import numpy as np; r=np.random.default_rng(0); e=r.normal(size=(41,8)).astype('
 np.savez('tiny.npz', embeddings=e, labels=y, groups=g)"
 python -m fairdml audit tiny.npz --out audit_tiny --no-card > a.log 2>&1
 python -c "
-import json; r=json.load(open('audit_tiny/report.json')); print('worst_group of recall@1:', r['gaps']['recall@1']['worst_group'], '| flags:', {k:v for k,v in r['gaps']['recall@1'].items() if 'small' in k}, '| warnings naming tiny:', [w for w in r.get('warnings',[]) if 'tiny' in w][:1])"
+import json; r=json.load(open('audit_tiny/report.json')); print('worst_group of recall@1:', r['gaps']['recall@1']['worst_group'], '| flags:', {k:v for k,v in r['gaps']['recall@1'].items() if 'small' in k}, '| warnings naming tiny:', [w for w in r.get('warnings',[]) if 'tiny' in w and 'small' in w][:1] or 'none')"

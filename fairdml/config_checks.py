@@ -152,8 +152,7 @@ def _component_problems(cfg: DictConfig) -> list[str]:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Raise one ValueError listing every invalid value (key, value, valid range)."""
+    """Raise one ValueError, one line, listing every invalid value (key, value, valid range)."""
     problems = config_problems(cfg)
     if problems:
-        listed = "\n  ".join(problems)
-        raise ValueError(f"invalid configuration ({len(problems)} value(s)):\n  {listed}")
+        raise ValueError(f"invalid configuration: {'; '.join(problems)}")
