@@ -33,6 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
+from fairdml.atomic import write_json
 from fairdml.data.splits import class_disjoint_split, minority_count
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
@@ -351,7 +352,7 @@ def run_evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     report_path = run_dir / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["downstream"] = result
-    report_path.write_text(json.dumps(report, indent=2, allow_nan=False))
+    write_json(report_path, report)
     print(format_summary(result))
     print(f"fairdml: wrote report['downstream'] to {report_path}")
     return result

@@ -160,6 +160,14 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
         selection = write_selection(run_dir, trainer.checkpoint_callback, guard.validated_epochs)
     if cfg.evaluation.test_after_fit:
         has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
+        if has_best and not Path(trainer.checkpoint_callback.best_model_path).is_file():
+            # Only after a resume whose replayed epochs differ from the interrupted ones (non-deterministic
+            # kernels): the interrupted run had already replaced the checkpoint selected at the resume point.
+            raise FileNotFoundError(
+                f"the selected checkpoint {trainer.checkpoint_callback.best_model_path} is missing; it was "
+                f"replaced by the interrupted run and this resume did not select it again (non-deterministic "
+                f"training). Train again with overwrite=true, ideally with trainer.deterministic=true"
+            )
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
         if trainer.is_global_zero:
             _write_test_outputs(cfg, run_dir, module, datamodule, trainer, selection)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import timm
-import torch
 from torch import nn
 
 
@@ -38,7 +37,3 @@ def freeze_batchnorm_stats(module: nn.Module) -> None:
     for layer in module.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
             layer.eval()
-
-
-def example_input(size: int, batch: int = 2) -> torch.Tensor:
-    return torch.randn(batch, 3, size, size)

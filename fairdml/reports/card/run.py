@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from fairdml.reports.audit import load_embeddings_npz
+from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import load_report
 
 EMBEDDINGS_FILE = "embeddings_test.npz"
