@@ -37,6 +37,7 @@ from fairdml.atomic import write_json
 from fairdml.data.splits import class_disjoint_split, minority_count
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
+from fairdml.run_layout import RunPaths
 
 CLASSIFIER = "logistic regression (standardised features, L2, C=1)"
 REBALANCING = "each group gets equal total sample weight"
@@ -269,7 +270,7 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """The run's resolved config.yaml, validated by the schema, with `key=value` overrides applied."""
     from fairdml.config import TrainConfig
 
-    path = run_dir / "config.yaml"
+    path = RunPaths(run_dir).config
     if not path.is_file():
         raise FileNotFoundError(
             f"{run_dir} is not a fairdml run folder: no config.yaml (see `fairdml train`)"
@@ -318,7 +319,7 @@ def load_run_data(run_dir: Path, cfg: DictConfig, summary: dict) -> DownstreamDa
     the label from the test split rebuilt from config.yaml (checked to match the embeddings). `summary`:
     the run's data_summary.json ({} if absent)."""
     label = cfg.evaluation.get("downstream_label")
-    npz_path = run_dir / "embeddings_test.npz"
+    npz_path = RunPaths(run_dir).embeddings
     view = None
     if npz_path.is_file():
         with np.load(npz_path, allow_pickle=False) as saved:
@@ -346,10 +347,10 @@ def run_evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     """`fairdml evaluate RUN_DIR [key=value ...]`: downstream evaluation into RUN_DIR/report.json."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
-    summary_path = run_dir / "data_summary.json"
+    summary_path = RunPaths(run_dir).data_summary
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     result = _evaluate(cfg, load_run_data(run_dir, cfg, summary), summary.get("minority_group"))
-    report_path = run_dir / "report.json"
+    report_path = RunPaths(run_dir).report
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     report["downstream"] = result
     write_json(report_path, report)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fairdml.models.embedding import EmbeddingModel, save_embedding_model
 from fairdml.run_folder import load_checkpoint, read_selection
+from fairdml.run_layout import RunPaths
 
 log = logging.getLogger("fairdml")
 
@@ -47,7 +48,7 @@ def export_run(source: str, out: str | None = None, overwrite: bool = False) -> 
     selection: dict = {}
     if path.is_dir():
         selection = read_selection(path)
-        checkpoint, default_out = path / selection["checkpoint"], path / "model.pt"
+        checkpoint, default_out = path / selection["checkpoint"], RunPaths(path).model
     else:
         checkpoint, default_out = path, path.with_suffix(".pt")
     target = Path(out) if out else default_out

@@ -20,10 +20,10 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from fairdml.atomic import atomic_path, write_json
+from fairdml.run_layout import CHECKPOINTS_DIR, CONFIG_FILE, CSV_DIR, MODEL_FILE, REPORT_FILE, SELECTION_FILE, RunPaths
 
-SELECTION_FILE = "selection.json"
 # Any of these marks a folder as a fairdml run (overwrite=true clears only such folders).
-RUN_MARKERS = ("config.yaml", "checkpoints", "report.json", "csv", "model.pt", SELECTION_FILE)
+RUN_MARKERS = (CONFIG_FILE, CHECKPOINTS_DIR, REPORT_FILE, CSV_DIR, MODEL_FILE, SELECTION_FILE)
 # Files a launcher (`fairdml train -m`) writes into a new run's folder before the run starts.
 LAUNCHER_FILES = ("train.log",)
 
@@ -83,7 +83,7 @@ def remove_orphan_checkpoints(run_dir: Path, checkpoint: dict[str, Any], resumed
     Left in place, the replayed epochs would save `-v1` copies beside them and the folder would hold two
     histories. Only for a checkpoint of this run folder. Returns the removed paths.
     """
-    folder = run_dir / "checkpoints"
+    folder = RunPaths(run_dir).checkpoints
     if resumed_from.resolve().parent != folder.resolve():
         return []
     known = {resumed_from.resolve()}
@@ -123,13 +123,13 @@ def write_selection(run_dir: Path, checkpoint_callback: Any, validated_epochs: l
         "score": float(score) if score is not None else None,
         "validated_epochs": list(validated_epochs),
     }
-    write_json(run_dir / SELECTION_FILE, selection)
+    write_json(RunPaths(run_dir).selection, selection)
     return selection
 
 
 def read_selection(run_dir: Path) -> dict[str, Any]:
     """The run's recorded selection; the error says what to do for runs that have none."""
-    path = run_dir / SELECTION_FILE
+    path = RunPaths(run_dir).selection
     if not path.is_file():
         raise FileNotFoundError(
             f"{run_dir} has no {SELECTION_FILE} (the record of the checkpoint the run selected): the run did not "

@@ -30,6 +30,7 @@ from fairdml.run_folder import (
     remove_orphan_checkpoints,
     write_selection,
 )
+from fairdml.run_layout import RunPaths
 
 RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
 
@@ -64,12 +65,12 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
     """The checkpoint to continue from; warns when the config differs from the run's own config.yaml."""
     if cfg.resume is None:
         return None
-    path = run_dir / "checkpoints" / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
+    path = RunPaths(run_dir).checkpoints / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
     if not path.is_file():
         raise FileNotFoundError(
             f"resume={cfg.resume!r}: no checkpoint at {path} (set run_dir to the run to resume)"
         )
-    saved_path = run_dir / "config.yaml"
+    saved_path = RunPaths(run_dir).config
     if saved_path.is_file():
         changed = changed_keys(to_container(OmegaConf.load(saved_path)), to_container(cfg))
         changed = [key for key in changed if key not in ("resume", "trainer.max_epochs")]
@@ -151,8 +152,8 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
         logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config, csv_rows),
     )  # fmt: skip
     if trainer.is_global_zero:
-        write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-        write_json(run_dir / "data_summary.json", datamodule.summary(), default=str)
+        write_text(RunPaths(run_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
+        write_json(RunPaths(run_dir).data_summary, datamodule.summary(), default=str)
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
     guard = next(c for c in callbacks if isinstance(c, ValidationGuard))
     selection = None
@@ -211,10 +212,10 @@ def _write_test_outputs(
         from fairdml.evaluate import downstream_for_datamodule
 
         report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
-    write_json(run_dir / "report.json", report, default=str)
+    write_json(RunPaths(run_dir).report, report, default=str)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
-    with atomic_path(run_dir / "embeddings_test.npz", suffix=".npz") as temporary:
+    with atomic_path(RunPaths(run_dir).embeddings, suffix=".npz") as temporary:
         np.savez(
             temporary,
             embeddings=gathered["embeddings"].numpy().astype(np.float32),
@@ -222,4 +223,4 @@ def _write_test_outputs(
             groups=names[gathered["groups"].numpy()].astype(str),
             group_attribute=np.array(datamodule.group_attribute),
         )
-    save_embedding_model(module.model, run_dir / "model.pt", extra={"experiment": cfg.experiment})
+    save_embedding_model(module.model, RunPaths(run_dir).model, extra={"experiment": cfg.experiment})

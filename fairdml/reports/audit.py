@@ -9,6 +9,7 @@ from pathlib import Path
 from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import format_report_table, save_report
+from fairdml.run_layout import RunPaths
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -60,7 +61,7 @@ def run_audit(
     if "group_attribute" in arrays:
         meta["group_attribute"] = str(arrays["group_attribute"])
     report["meta"] = meta
-    save_report(report, out / "report.json")
+    save_report(report, RunPaths(out).report)
     print(format_report_table(report))
     if model_card:
         from fairdml.reports.card.write import write_model_card_after

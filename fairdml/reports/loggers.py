@@ -23,8 +23,7 @@ from lightning.pytorch.loggers import Logger, WandbLogger
 
 from fairdml.atomic import write_text
 from fairdml.reports.csv_logger import ResumableCSVLogger
-
-WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # in the run folder: the W&B run a resume continues
+from fairdml.run_layout import WANDB_RUN_ID_FILE, RunPaths
 
 
 def _has_wandb_key() -> bool:
@@ -167,10 +166,10 @@ def log_run_files(loggers: list[Logger], run_dir: Path, log_model: bool) -> None
         import wandb
 
         run = logger.experiment
-        report = run_dir / "report.json"
+        report = RunPaths(run_dir).report
         if report.is_file():
             run.save(str(report), base_path=str(run_dir), policy="now")
-        model = run_dir / "model.pt"
+        model = RunPaths(run_dir).model
         if log_model and model.is_file():
             # not `model-<id>`: Lightning's WandbLogger gives that name to the checkpoint artifacts
             artifact = wandb.Artifact(

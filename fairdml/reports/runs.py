@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from fairdml.config import TrainConfig
 from fairdml.reports.report import load_report
+from fairdml.run_layout import RunPaths
 
 # The figures a trade-off is read from.
 FIGURES = (
@@ -74,15 +75,15 @@ def report_figures(report: dict) -> dict[str, float | None]:
 
 
 def is_finished_run(folder: Path) -> bool:
-    return (folder / "config.yaml").is_file() and (folder / "report.json").is_file()
+    return RunPaths(folder).config.is_file() and RunPaths(folder).report.is_file()
 
 
 def load_run(folder: str | Path) -> FinishedRun:
     """A finished run; keys its config.yaml lacks (added to fairdml after it ran) get today's defaults, so
     an older run is not told apart from a newer one of the same setting by a key it could not have had."""
     folder = Path(folder)
-    config = OmegaConf.to_container(OmegaConf.load(folder / "config.yaml"), resolve=True)
-    return FinishedRun(folder, _defaults() | flatten(config), load_report(folder / "report.json"))
+    config = OmegaConf.to_container(OmegaConf.load(RunPaths(folder).config), resolve=True)
+    return FinishedRun(folder, _defaults() | flatten(config), load_report(RunPaths(folder).report))
 
 
 @functools.cache

@@ -19,8 +19,7 @@ import yaml
 
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import load_report
-
-EMBEDDINGS_FILE = "embeddings_test.npz"
+from fairdml.run_layout import EMBEDDINGS_FILE, RunPaths
 
 
 def get_path(mapping: Any, dotted: str, default: Any = None) -> Any:
@@ -74,7 +73,7 @@ def load_run(
     path = Path(run_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"run folder not found: {path}")
-    if not (path / "report.json").is_file():
+    if not RunPaths(path).report.is_file():
         raise FileNotFoundError(
             f"{path} has no report.json (required: written by `fairdml train` or `fairdml audit`)"
         )
@@ -90,8 +89,8 @@ def load_run(
         arrays = None
     return Run(
         path=path,
-        report=load_report(path / "report.json"),
+        report=load_report(RunPaths(path).report),
         arrays=arrays,
-        config=_read_optional(path / "config.yaml", yaml.safe_load),
-        data_summary=_read_optional(path / "data_summary.json", json.loads),
+        config=_read_optional(RunPaths(path).config, yaml.safe_load),
+        data_summary=_read_optional(RunPaths(path).data_summary, json.loads),
     )
