@@ -3,7 +3,7 @@
 Lightning's `ModelCheckpoint` only finds out that `monitor` names no logged metric at the end of the first
 validation epoch, after minutes of training, and then raises. The validation keys are known from the
 config (metric names, k values) and the data (group names), so a misspelled key fails here at once,
-naming the closest valid key. Keys follow `fairdml.metrics.fairness.flatten_report`.
+naming the closest valid key. Keys follow `fairdml.metrics.spec.report_log_keys`, as `flatten_report`'s do.
 """
 
 from __future__ import annotations
@@ -16,23 +16,17 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from fairdml.metrics.functional.report import metric_names
+from fairdml.metrics.spec import metric_specs, report_log_keys, summary_higher_is_better
 
-LOWER_IS_BETTER_SUFFIXES = ("/gap",)  # max - min over groups
-HIGHER_IS_BETTER_SUFFIXES = ("/worst", "/ratio")  # worst group's value, min / max over groups
 _TRAIN_LOSS = re.compile(r"^train/loss(_[A-Za-z0-9_]+)?$")  # train/loss, train/loss_<term>
 
 
 def validation_keys(ks: Sequence[int], group_names: Sequence[str], leakage: bool) -> list[str]:
-    """Every scalar key one validation logs (when each value is finite), as `flatten_report` names them."""
-    keys: list[str] = []
-    for metric in metric_names(ks):
-        keys.append(f"val/{metric}")
-        keys += [f"val/{metric}/group={group}" for group in group_names]
-        keys += [f"val/{metric}/{summary}" for summary in ("gap", "ratio", "worst")]
-    if leakage:
-        keys.append("val/attribute_leakage")
-    return keys
+    """Every scalar key one validation logs (when each value is finite), in `flatten_report`'s order."""
+    specs = metric_specs(ks)
+    overall = [spec.name for spec in specs if spec.name != "attribute_leakage" or leakage]
+    per_group = [spec.name for spec in specs if spec.per_group]
+    return [key.key for key in report_log_keys("val", overall, group_names, per_group)]
 
 
 def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
@@ -47,11 +41,12 @@ def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
             f"checkpoint.monitor={monitor!r} is not a logged key.{hint} Valid keys are val/<metric>, "
             f"val/<metric>/group=<group>, val/<metric>/gap|ratio|worst and train/loss, e.g. {examples}."
         )
-    if monitor.endswith(LOWER_IS_BETTER_SUFFIXES) and mode == "max":
+    higher_is_better = summary_higher_is_better(monitor)
+    if higher_is_better is False and mode == "max":
         warnings.warn(
             f"checkpoint.monitor={monitor} is lower-is-better but checkpoint.mode=max", stacklevel=2
         )
-    if monitor.endswith(HIGHER_IS_BETTER_SUFFIXES) and mode == "min":
+    if higher_is_better is True and mode == "min":
         warnings.warn(
             f"checkpoint.monitor={monitor} is higher-is-better but checkpoint.mode=min", stacklevel=2
         )

@@ -1,6 +1,7 @@
-"""finDML fairness metrics: pure functions in `functional`, torchmetrics wrappers here."""
+"""finDML fairness metrics: pure functions in `functional`, torchmetrics wrappers here, one `MetricSpec` each."""
 
 from fairdml.metrics.fairness import EmbeddingFairness, flatten_report
 from fairdml.metrics.functional import fairness_report
+from fairdml.metrics.spec import MetricSpec, metric_spec, metric_specs
 
-__all__ = ["EmbeddingFairness", "fairness_report", "flatten_report"]
+__all__ = ["EmbeddingFairness", "MetricSpec", "fairness_report", "flatten_report", "metric_spec", "metric_specs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -13,6 +14,7 @@ from torchmetrics.utilities import dim_zero_cat
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
 from fairdml.metrics.functional.clustering import check_kmeans_backend
 from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
+from fairdml.metrics.spec import LogKey, report_log_keys
 
 
 def drop_duplicate_indices(indices: Tensor) -> Tensor:
@@ -113,28 +115,33 @@ class EmbeddingFairness(Metric):
         return report
 
 
+_GAP_FIELDS = {"gap": "max_minus_min", "ratio": "min_over_max"}  # a report gap's field per log-key summary
+
+
 def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
     """Logger-friendly scalars from a report; None/NaN values are skipped (loggers reject them).
 
-    Keys: `{prefix}/{metric}` (overall), `{prefix}/{metric}/group=<name>`, and per metric with groups
-    `{prefix}/{metric}/gap` (max - min), `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst`
-    (the worst group's value, so a checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max).
+    Keys (`report_log_keys`, shared with the checkpoint monitor's check): `{prefix}/{metric}` (overall),
+    `{prefix}/{metric}/group=<name>`, and per metric with groups `{prefix}/{metric}/gap` (max - min),
+    `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst` (the worst group's value, so a
+    checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max).
     """
+    overall, groups, gaps = report.get("overall", {}), report.get("groups", {}), report.get("gaps", {})
     flat: dict[str, float] = {}
-
-    def put(key: str, value) -> None:
+    for key in report_log_keys(prefix, list(overall), list(groups), list(gaps)):
+        value = _log_value(key, overall, groups, gaps)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            flat[f"{prefix}/{key}" if prefix else key] = float(value)
-
-    groups = report.get("groups", {})
-    for metric, value in report.get("overall", {}).items():
-        put(metric, value)
-    for group, entry in groups.items():
-        for metric, value in entry.items():
-            if metric != "n":
-                put(f"{metric}/group={group}", value)
-    for metric, gap in report.get("gaps", {}).items():
-        put(f"{metric}/gap", gap.get("max_minus_min"))
-        put(f"{metric}/ratio", gap.get("min_over_max"))
-        put(f"{metric}/worst", groups.get(gap.get("worst_group"), {}).get(metric))
+            flat[key.key] = float(value)
     return flat
+
+
+def _log_value(key: LogKey, overall: dict, groups: dict, gaps: dict) -> Any:
+    """The report's value for one log key (None when the report has none)."""
+    if key.group is not None:
+        return groups[key.group].get(key.metric)
+    if key.summary is None:
+        return overall.get(key.metric)
+    gap = gaps[key.metric]
+    if key.summary == "worst":
+        return groups.get(gap.get("worst_group"), {}).get(key.metric)
+    return gap.get(_GAP_FIELDS[key.summary])

@@ -2,9 +2,10 @@
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, FairnessMetricWarning
 from fairdml.metrics.functional.clustering import kmeans_nmi
+from fairdml.metrics.functional.decorrelation import attribute_cka, fresh_decorrelation, measure_decorrelation
 from fairdml.metrics.functional.downstream import downstream_report, fairness_criteria, group_rates
 from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
-from fairdml.metrics.functional.groups import group_gaps, higher_is_better
+from fairdml.metrics.functional.groups import group_gaps
 from fairdml.metrics.functional.knn import iter_knn_chunks, knn
 from fairdml.metrics.functional.leakage import LeakageResult, attribute_leakage, held_out_split
 from fairdml.metrics.functional.report import fairness_report, metric_names
@@ -14,16 +15,19 @@ from fairdml.metrics.functional.retrieval import (
     recall_at_k,
     retrieval_per_query,
 )
+from fairdml.metrics.spec import higher_is_better
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET_BYTES",
     "FairnessMetricWarning",
     "LeakageResult",
     "RetrievalPerQuery",
+    "attribute_cka",
     "attribute_leakage",
     "downstream_report",
     "fairness_criteria",
     "fairness_report",
+    "fresh_decorrelation",
     "group_gaps",
     "group_rates",
     "held_out_split",
@@ -34,6 +38,7 @@ __all__ = [
     "kmeans_nmi",
     "knn",
     "mean_average_precision_at_r",
+    "measure_decorrelation",
     "metric_names",
     "recall_at_k",
     "retrieval_per_query",

@@ -1,12 +1,7 @@
 """Per-subgroup reductions in the manner of fairlearn's MetricFrame: value per group, gap, ratio, worst.
 
-Which direction is worse, per metric (used for "worst_group"):
-- recall@k, map@r, nmi: higher is better, the worst group has the lowest value.
-- inter_alignment: higher is better; the lowest value is the most collapsed group (different classes
-  embedded close together), the failure the paper describes for minorities.
-- intra_alignment: lower is better (tighter classes); the worst group has the highest value.
-- uniformity: lower is better (more evenly spread); the worst group has the highest value (most concentrated).
-- attribute_leakage: lower is better (closer to chance); reported overall only.
+Which direction is worse, per metric (used for "worst_group"), is the metric's `MetricSpec.higher_is_better`
+(`fairdml.metrics.spec`, which says why for each).
 
 Groups below the report's `min_group_size` are "small": they are not picked as worst while a larger group has
 a value (see `group_gaps`).
@@ -20,13 +15,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-LOWER_IS_BETTER = frozenset({"intra_alignment", "uniformity", "attribute_leakage"})
-
-
-def higher_is_better(metric: str) -> bool:
-    """Direction of a finDML metric name (see the module docstring for why)."""
-    return metric not in LOWER_IS_BETTER
 
 
 def min_over_max(values: list[float]) -> float | None:

@@ -27,17 +27,17 @@ from fairdml.metrics.functional._common import (
 )
 from fairdml.metrics.functional.clustering import check_kmeans_backend, kmeans_nmi
 from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
-from fairdml.metrics.functional.groups import group_gaps, group_intervals, higher_is_better, masked_mean
+from fairdml.metrics.functional.groups import group_gaps, group_intervals, masked_mean
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
+from fairdml.metrics.spec import metric_specs
 
-GEOMETRY_METRICS = ("inter_alignment", "intra_alignment", "uniformity")
 DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
-    """Report metric names in report order (attribute_leakage, overall only, comes last)."""
-    return [f"recall@{k}" for k in ks] + ["map@r", "nmi", *GEOMETRY_METRICS]
+    """The per-group metric names in report order (attribute_leakage, overall only, is not among them)."""
+    return [spec.name for spec in metric_specs(ks) if spec.per_group]
 
 
 @contextlib.contextmanager
@@ -143,7 +143,7 @@ def _build_report(
     codes = codes.to(x.device)
     ks = list(dict.fromkeys(int(k) for k in ks))
     z = l2_normalise(x)
-    names_in_order = metric_names(ks)
+    group_specs = [spec for spec in metric_specs(ks) if spec.per_group]
 
     retrieval = retrieval_per_query(z, y, ks, distance=distance, memory_budget_bytes=memory_budget_bytes)
     per_query = {f"recall@{k}": retrieval.recall[k] for k in ks}
@@ -170,7 +170,7 @@ def _build_report(
         excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
         if n_group == 0:
             warn(f"group {name!r} has no samples; its metrics are None")
-            entry |= dict.fromkeys(names_in_order)
+            entry |= dict.fromkeys(spec.name for spec in group_specs)
         else:
             with _warnings_prefixed(f"group {name!r}: "):
                 for metric, values in per_query.items():
@@ -190,10 +190,10 @@ def _build_report(
             "figures are uncertain and it is not picked as worst_group while a larger group has a value"
         )
     gaps = {
-        metric: group_gaps(
-            {g: e[metric] for g, e in group_entries.items()}, higher_is_better(metric), small_groups=small or None
+        spec.name: group_gaps(
+            {g: e[spec.name] for g, e in group_entries.items()}, spec.higher_is_better, small_groups=small or None
         )
-        for metric in names_in_order
+        for spec in group_specs
     }
     report = {
         "n": n,
