@@ -3,8 +3,8 @@
 The runs themselves come from `experiments/parade_final_sweep.sh` (`fairdml train -m ...`, one sweep
 folder). Each PARADE run's report.json carries `parade` (written by the callback at test time): the
 de-correlation achieved, measured with *fresh* projection networks on the test split
-(fairdml.callbacks.parade.fresh_decorrelation). Writes one row per run and a summary per setting as
-CSV beside the runs, and prints a Markdown table.
+(fairdml.metrics.functional.decorrelation.fresh_decorrelation). Writes one row per run and a summary per
+setting as CSV beside the runs, and prints a Markdown table.
 
     .venv/bin/python experiments/parade_sweep.py outputs/parade_sweep
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fairdml.callbacks.parade import attribute_cka
 from fairdml.metrics.functional import attribute_leakage
+from fairdml.metrics.functional.decorrelation import attribute_cka
 from fairdml.reports.runs import find_runs
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -23,10 +23,11 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parade_sweep import setting_name, sort_key, summarise, write_csv  # noqa: E402
 
-from fairdml.callbacks.parade import Parade, attribute_cka, fresh_decorrelation  # noqa: E402
+from fairdml.callbacks.parade import Parade  # noqa: E402
 from fairdml.data.base import DatasetView  # noqa: E402
 from fairdml.data.datamodule import DMLDataModule, build_transforms  # noqa: E402
 from fairdml.metrics.functional import attribute_leakage  # noqa: E402
+from fairdml.metrics.functional.decorrelation import attribute_cka, fresh_decorrelation  # noqa: E402
 from fairdml.models.module import DMLModule  # noqa: E402
 from fairdml.reports.report import load_report  # noqa: E402
 from fairdml.reports.runs import find_runs  # noqa: E402

@@ -13,18 +13,17 @@ import torch
 from torch import nn
 
 from fairdml.callbacks.gradient_reversal import reverse_gradient
-from fairdml.callbacks.parade import (
-    Parade,
-    attribute_cka,
-    correlation,
-    decorrelation_terms,
-    fresh_decorrelation,
-    normalised_cross_covariance,
-    scheduled_strength,
-)
+from fairdml.callbacks.parade import Parade
+from fairdml.callbacks.parade_objectives import decorrelation_terms, scheduled_strength
 from fairdml.config import compose_config, to_container
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.export import export_run
+from fairdml.metrics.functional.decorrelation import (
+    attribute_cka,
+    correlation,
+    fresh_decorrelation,
+    normalised_cross_covariance,
+)
 from fairdml.models.embedding import load_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.train import run_training
