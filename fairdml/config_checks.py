@@ -8,12 +8,13 @@ named by its key, its value and the valid range, all at once.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from fairdml.numbers import finite_number
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Rule:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_number(value) is not None
 
 
 def at_least(low: float) -> Callable[[Any], bool]:

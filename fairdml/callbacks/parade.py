@@ -13,7 +13,6 @@ Nothing of this reaches the exported model: the heads live in `DMLModule.auxilia
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from fairdml.metrics.functional.decorrelation import (
 )
 from fairdml.models.backbones import feature_dim
 from fairdml.models.heads import EmbeddingHead
+from fairdml.numbers import strict_json
 
 log = logging.getLogger("fairdml")
 
@@ -316,10 +316,7 @@ class Parade(L.Callback):
             split = figures.pop("split")  # last in the report, after the run's own figures
             measured[part.name] = {**figures, "strength": strength, "n": len(keep), "split": split}
         # JSON reports hold no NaN: a share is undefined (None) when e_a is constant (ceiling = chance)
-        for values in measured.values():
-            for name, value in values.items():
-                if isinstance(value, float) and not math.isfinite(value):
-                    values[name] = None
+        measured = strict_json(measured)
         pl_module.reports["test"]["parade"] = measured
         for name, values in measured.items():
             log.info(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
 from fairdml.metrics.functional.clustering import check_kmeans_backend
 from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
 from fairdml.metrics.spec import LogKey, report_log_keys
+from fairdml.numbers import finite_number
 
 
 def drop_duplicate_indices(indices: Tensor) -> Tensor:
@@ -130,8 +130,9 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
     flat: dict[str, float] = {}
     for key in report_log_keys(prefix, list(overall), list(groups), list(gaps)):
         value = _log_value(key, overall, groups, gaps)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            flat[key.key] = float(value)
+        number = finite_number(value)
+        if number is not None:
+            flat[key.key] = number
     return flat
 
 

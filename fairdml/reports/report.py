@@ -7,28 +7,11 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-
 from fairdml.atomic import write_json
+from fairdml.numbers import strict_json
 
 _MISSING = "-"
 SMALL_MARK = "*"  # after a small group's n and after a worst group that is small
-
-
-def strict_json(value):
-    """NaN/inf -> None and numpy -> Python, so json.dumps(allow_nan=False) accepts it (json.dump would
-    otherwise write the non-standard NaN token)."""
-    if isinstance(value, dict):
-        return {str(k): strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return strict_json(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def save_report(report: dict, path: str | os.PathLike) -> Path:

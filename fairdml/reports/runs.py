@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from fairdml.config import TrainConfig
+from fairdml.numbers import finite_number
 from fairdml.reports.report import load_report
 from fairdml.run_layout import RunPaths
 
@@ -54,23 +54,17 @@ def flatten(tree: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
     return flat
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def report_figures(report: dict) -> dict[str, float | None]:
     """The headline figures of a finDML report (None where the report has none, e.g. leakage off)."""
     overall, groups = report.get("overall", {}), report.get("groups", {})
     gap = report.get("gaps", {}).get("recall@1", {})
     worst = groups.get(gap.get("worst_group"), {}).get("recall@1")
     return {
-        "recall@1": _number(overall.get("recall@1")),
-        "recall@1_gap": _number(gap.get("max_minus_min")),
-        "recall@1_worst": _number(worst),
-        "map@r": _number(overall.get("map@r")),
-        "attribute_leakage": _number(overall.get("attribute_leakage")),
+        "recall@1": finite_number(overall.get("recall@1")),
+        "recall@1_gap": finite_number(gap.get("max_minus_min")),
+        "recall@1_worst": finite_number(worst),
+        "map@r": finite_number(overall.get("map@r")),
+        "attribute_leakage": finite_number(overall.get("attribute_leakage")),
     }
 
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_fairness
 
 from fairdml.metrics.functional.groups import group_gaps, group_intervals
+from fairdml.numbers import strict_json
 
 GROUP_METRICS = ("accuracy", "balanced_accuracy")
 BINARY_RATES = ("positive_rate", "true_positive_rate", "false_positive_rate")
@@ -143,14 +144,4 @@ def downstream_report(
     if binary:
         report["fairness"] = fairness_criteria(rates)
         report["fairness"]["torchmetrics"] = torchmetrics_fairness(preds, target, groups, names)
-    return _nan_to_none(report)
-
-
-def _nan_to_none(value):
-    if isinstance(value, dict):
-        return {key: _nan_to_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return strict_json(report)

@@ -7,7 +7,6 @@ the geometry figures are computed on the group's samples alone.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Iterator, Sequence
 
@@ -31,6 +30,7 @@ from fairdml.metrics.functional.groups import group_gaps, group_intervals, maske
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 from fairdml.metrics.spec import metric_specs
+from fairdml.numbers import strict_json
 
 DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
 
@@ -72,17 +72,6 @@ def check_min_group_size(value: int) -> int:
     return int(value)
 
 
-def _json_safe(value):
-    """NaN/inf become None and tensors/numpy scalars become Python numbers, so json.dumps stays valid."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (Tensor, np.generic)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def fairness_report(
@@ -127,7 +116,7 @@ def fairness_report(
             messages.append(str(item.message))
         warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     report["warnings"] = messages
-    return _json_safe(report)
+    return strict_json(report)
 
 
 def _build_report(

@@ -8,12 +8,11 @@ classifiers are "downstream:TASK[:ATTRIBUTE=GROUP]". The full data goes in the s
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numpy as np
 from huggingface_hub import EvalResult, ModelCardData
 
+from fairdml.numbers import finite_number
 from fairdml.reports.card.blocks import value_of
 from fairdml.reports.card.inputs import CardInputs
 from fairdml.reports.card.metric_names import metric_info
@@ -29,10 +28,7 @@ TAGS = ["fairdml", "deep-metric-learning", "fairness", "image-retrieval", "model
 
 
 def _finite(value: Any) -> float | None:
-    value = value_of(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return None
-    return float(value) if math.isfinite(float(value)) else None
+    return finite_number(value_of(value))
 
 
 class _Results:

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 
 from fairdml import __version__
 from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.numbers import strict_json
 from fairdml.reports.card.blocks import fmt_number, value_of
 from fairdml.reports.card.inputs import load_card_inputs
 from fairdml.reports.card.metadata import build_card_data
@@ -29,7 +30,6 @@ from fairdml.reports.card.verification import (
     verification_summary,
     view_data,
 )
-from fairdml.reports.report import strict_json
 
 CARD_FILES = {"markdown": "MODEL_CARD.md", "html": "model_card.html", "data": "model_card_data.json"}
 SIDECAR_SCHEMA = "fairdml-model-card/1"
