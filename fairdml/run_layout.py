@@ -6,7 +6,6 @@ and the sweep runner read them; docs/architecture.md describes each.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +26,8 @@ class RunPaths:
 
     root: Path
 
-    @classmethod
-    def of(cls, folder: str | os.PathLike) -> RunPaths:
-        return cls(Path(folder))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # a str folder works too
 
     @property
     def config(self) -> Path:
@@ -56,13 +54,5 @@ class RunPaths:
         return self.root / MODEL_FILE
 
     @property
-    def wandb_run_id(self) -> Path:
-        return self.root / WANDB_RUN_ID_FILE
-
-    @property
     def checkpoints(self) -> Path:
         return self.root / CHECKPOINTS_DIR
-
-    @property
-    def metrics_csv(self) -> Path:
-        return self.root / CSV_DIR / "metrics.csv"

@@ -22,6 +22,7 @@ from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.reports.loggers import create_loggers, finish_loggers, log_run_files
+from fairdml.reports.report import save_report
 from fairdml.reports.runs import flatten
 from fairdml.run_folder import (
     AtomicCheckpointIO,
@@ -212,7 +213,7 @@ def _write_test_outputs(
         from fairdml.evaluate import downstream_for_datamodule
 
         report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
-    write_json(RunPaths(run_dir).report, report, default=str)
+    save_report(report, RunPaths(run_dir).report)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
     with atomic_path(RunPaths(run_dir).embeddings, suffix=".npz") as temporary:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fairdml.metrics.functional import thresholds as th
+from fairdml.reports.card.verification import browser_data
 
 
 def _brute_counts(scores, genuine, group, n_groups, thresholds):
@@ -170,7 +171,7 @@ def test_browser_data_and_rates_at_index_agree():
     embeddings, labels, groups = _clustered(60, 6, 2, seed=2)
     pairs = th.sample_pairs(labels, groups, max_pairs_per_group=100)
     counts = th.pair_error_counts(embeddings, pairs)
-    data = th.browser_data(counts, operating_index=len(counts.thresholds) // 2)
+    data = browser_data(counts, operating_index=len(counts.thresholds) // 2)
     rates = th.rates_at_index(counts, data["operating_index"])
     for g, entry in enumerate(data["groups"]):
         k = data["operating_index"]

@@ -342,53 +342,6 @@ def roc_det_points(counts: ErrorCounts, det_floor: float = 1e-4) -> dict[str, di
     }
 
 
-def _json_floats(values: np.ndarray, digits: int | None = None) -> list[float | None]:
-    """Floats for JSON: NaN as null, optionally rounded (only for drawing, never for displayed rates)."""
-    out = []
-    for v in np.asarray(values, dtype=np.float64).tolist():
-        out.append(None if math.isnan(v) else (round(v, digits) if digits is not None else v))
-    return out
-
-
-def browser_data(counts: ErrorCounts, operating_index: int, det_floor: float = 1e-4) -> dict[str, Any]:
-    """JSON-ready data for the card's threshold view: integer counts per group at every grid threshold.
-
-    The page divides the counts itself, so every rate it shows equals `counts.fmr`/`counts.fnmr` exactly.
-    DET coordinates (normal deviates) are precomputed here since JavaScript has no inverse normal CDF.
-    """
-    points = roc_det_points(counts, det_floor)
-    pooled = counts.pooled()
-    pooled_points = roc_det_points(pooled, det_floor)[pooled.group_names[0]]
-    groups = []
-    for g, name in enumerate(counts.group_names):
-        groups.append(
-            {
-                "name": name,
-                "impostors": int(counts.impostors[g]),
-                "genuines": int(counts.genuines[g]),
-                "false_matches": counts.false_matches[g].tolist(),
-                "false_non_matches": counts.false_non_matches[g].tolist(),
-                "det_fmr": _json_floats(points[name]["det_fmr"], 4),
-                "det_fnmr": _json_floats(points[name]["det_fnmr"], 4),
-            }
-        )
-    return {
-        "thresholds": counts.thresholds.tolist(),
-        "operating_index": int(operating_index),
-        "z": Z_95,
-        "det_floor": det_floor,
-        "groups": groups,
-        "pooled": {
-            "impostors": int(pooled.impostors[0]),
-            "genuines": int(pooled.genuines[0]),
-            "false_matches": pooled.false_matches[0].tolist(),
-            "false_non_matches": pooled.false_non_matches[0].tolist(),
-            "det_fmr": _json_floats(pooled_points["det_fmr"], 4),
-            "det_fnmr": _json_floats(pooled_points["det_fnmr"], 4),
-        },
-    }
-
-
 def rates_at_index(counts: ErrorCounts, index: int) -> dict[str, dict[str, Any]]:
     """Per group at one threshold index: counts, FMR/FNMR and their Wilson intervals (what the card shows)."""
     fmr_low, fmr_high = wilson_interval(counts.false_matches[:, index], counts.impostors)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fairdml.metrics.functional import thresholds as th
+from fairdml.numbers import strict_json
 from fairdml.reports.card.inputs import VerificationSettings
 
 DET_TICKS = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)  # rates marked on the DET axes
@@ -74,7 +75,7 @@ def rate_gap(values: dict[str, float]) -> dict[str, Any]:
 
 def view_data(verification: Verification) -> dict[str, Any]:
     """The browser's data: integer counts per grid threshold (the page divides them itself)."""
-    data = th.browser_data(verification.counts, verification.operating_index)
+    data = browser_data(verification.counts, verification.operating_index)
     inverse = NormalDist().inv_cdf  # JavaScript has no inverse normal CDF: DET ticks are placed here
     data["det_ticks"] = [[tick, inverse(tick)] for tick in DET_TICKS]
     data["target_fmr"] = verification.settings.target_fmr
@@ -106,4 +107,48 @@ def verification_summary(verification: Verification, view: dict | None) -> dict[
             for g, name in enumerate(counts.group_names)
         },
         "grid": view,
+    }
+
+
+def _json_floats(values: np.ndarray, digits: int) -> list[float | None]:
+    """Floats for JSON, NaN as null, rounded (only for drawing the DET curves, never for displayed rates)."""
+    return [None if v is None else round(v, digits) for v in strict_json(np.asarray(values, dtype=np.float64))]
+
+
+def browser_data(counts: th.ErrorCounts, operating_index: int, det_floor: float = 1e-4) -> dict[str, Any]:
+    """JSON-ready data for the card's threshold view: integer counts per group at every grid threshold.
+
+    The page divides the counts itself, so every rate it shows equals `counts.fmr`/`counts.fnmr` exactly.
+    DET coordinates (normal deviates) are precomputed here since JavaScript has no inverse normal CDF.
+    """
+    points = th.roc_det_points(counts, det_floor)
+    pooled = counts.pooled()
+    pooled_points = th.roc_det_points(pooled, det_floor)[pooled.group_names[0]]
+    groups = []
+    for g, name in enumerate(counts.group_names):
+        groups.append(
+            {
+                "name": name,
+                "impostors": int(counts.impostors[g]),
+                "genuines": int(counts.genuines[g]),
+                "false_matches": counts.false_matches[g].tolist(),
+                "false_non_matches": counts.false_non_matches[g].tolist(),
+                "det_fmr": _json_floats(points[name]["det_fmr"], 4),
+                "det_fnmr": _json_floats(points[name]["det_fnmr"], 4),
+            }
+        )
+    return {
+        "thresholds": counts.thresholds.tolist(),
+        "operating_index": int(operating_index),
+        "z": th.Z_95,
+        "det_floor": det_floor,
+        "groups": groups,
+        "pooled": {
+            "impostors": int(pooled.impostors[0]),
+            "genuines": int(pooled.genuines[0]),
+            "false_matches": pooled.false_matches[0].tolist(),
+            "false_non_matches": pooled.false_non_matches[0].tolist(),
+            "det_fmr": _json_floats(pooled_points["det_fmr"], 4),
+            "det_fnmr": _json_floats(pooled_points["det_fnmr"], 4),
+        },
     }
