@@ -76,7 +76,8 @@ def evaluate(name: str, seed: int, run_dir: Path) -> dict:
         **test_split_figures(run_dir, seed),
         "run_dir": str(run_dir),
     }
-    measured = report.get("parade", {}).get("style")  # written by the callback at test time
+    # written by the callback at test time
+    measured = report.get("mitigations", {}).get("parade", {}).get("measured", {}).get("style")
     if measured is not None and "shared" not in measured:  # runs older than the `shared` figure
         measured = None
     if measured is not None:
@@ -131,9 +132,10 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def setting_name(config: dict) -> str:
     """baseline / group_balanced / parade_rho<ρ′> / group_balanced+parade_rho<ρ′> from a flattened config."""
-    balanced = config.get("data.sampler") == "group_balanced"
-    if config.get("parade.enabled"):
-        return ("group_balanced+" if balanced else "") + f"parade_rho{float(config['parade.strength']):g}"
+    balanced = config.get("callbacks.group_balanced._target_") is not None
+    if config.get("callbacks.parade._target_") is not None:
+        strength = float(config.get("callbacks.parade.strength", 4.0))  # 4.0: Parade's default
+        return ("group_balanced+" if balanced else "") + f"parade_rho{strength:g}"
     return "group_balanced" if balanced else "baseline"
 
 
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep", type=Path, help="folder holding the finished runs (searched recursively)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    rows = [evaluate(setting_name(run.config), run.seed, run.path) for run in find_runs([args.sweep])]
+    rows = [evaluate(setting_name(run.flat_config), run.seed, run.path) for run in find_runs([args.sweep])]
     if not rows:
         raise SystemExit(f"no finished runs under {args.sweep}")
 

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from parade_sweep import setting_name, sort_key, summarise, write_csv  # noqa: E402
 
-from fairdml.callbacks.parade import Parade  # noqa: E402
+from fairdml.callbacks.instantiate import instantiate_callbacks  # noqa: E402
 from fairdml.data.base import DatasetView  # noqa: E402
 from fairdml.data.datamodule import DMLDataModule, build_transforms  # noqa: E402
 from fairdml.metrics.functional import attribute_leakage  # noqa: E402
@@ -45,7 +45,7 @@ def split_embeddings(run_dir: Path, splits: tuple[str, ...]) -> dict[str, tuple[
     datamodule = DMLDataModule(data_cfg, seed=config["seed"])
     datamodule.setup()
     module = DMLModule(**hparams)
-    parade = Parade.from_config(config["parade"])
+    parade = instantiate_callbacks({"parade": config["callbacks"]["parade"]})[0]
     view = datamodule.views["train"]
     parade.attach(module, list(view.attribute_names), [len(v) for v in view.attribute_values])
     module.load_state_dict(saved["state_dict"])
@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     rows = []
     for run in find_runs(args.sweep):
-        if not run.config.get("parade.enabled"):
+        if run.flat_config.get("callbacks.parade._target_") is None:
             continue
-        row = {"setting": setting_name(run.config), "seed": run.seed}
+        row = {"setting": setting_name(run.flat_config), "seed": run.seed}
         for split, embedded in split_embeddings(run.path, ("train", "test")).items():
             class_embeddings, attribute_embeddings, labels, groups = embedded
             for form in ("squared", "cosine"):

@@ -4,7 +4,7 @@ Trains `fairdml train OVERRIDES seed=S trainer.max_epochs=E` into outputs/parade
 measures it like the final sweep (Recall@1 per group, gap, leakage, fresh-projection de-correlation)
 and appends one JSON line to experiments/results/parade_trials.jsonl.
 
-    .venv/bin/python experiments/parade_trial.py --epochs 8 naive_rho4 experiment=parade parade.strength=4
+    .venv/bin/python experiments/parade_trial.py --epochs 8 naive_rho4 experiment=parade callbacks.parade.strength=4
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ def _train(args: argparse.Namespace) -> None:
     from fairdml.train import run_training
 
     if args.multirun:
-        from fairdml.reports.sweep import run_local_sweep
+        from fairdml.sweep import run_local_sweep
 
         overrides = list(args.overrides)
         if args.sweep_file:
-            from fairdml.reports.sweep import sweep_file_overrides
+            from fairdml.sweep import sweep_file_overrides
 
             overrides = sweep_file_overrides(args.sweep_file) + overrides  # the command line wins
         run_local_sweep(overrides, sweep_dir=args.sweep_dir)

@@ -38,7 +38,6 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     batch_size: int = 64
     samples_per_class: int = 4  # m: samples of each class in a training batch
-    sampler: str = "class_balanced"  # class_balanced | group_balanced
     eval_batch_size: int = 256
     num_workers: int = 0
     pin_memory: bool = False
@@ -133,32 +132,6 @@ class EvaluationConfig:
 
 
 @dataclass
-class ParadeConfig:
-    """PARADE callback (fairdml.callbacks.parade, docs/parade.md); keys are Parade's arguments."""
-
-    enabled: bool = False
-    attributes: list[str] = field(default_factory=lambda: ["style"])
-    strength: Any = 4.0  # rho' = rho / D (sum over dims, D = attribute_embedding_dim); one value or a list
-    schedule: str = "constant"  # constant | linear | cosine (ramp 0 -> strength over warmup_steps)
-    warmup_steps: int = 0
-    projection_hidden: int = 512
-    projection_lr: float = 1e-3
-    attribute_embedding_dim: int = 64
-    attribute_loss: str = "margin"
-    attribute_loss_kwargs: dict[str, Any] = field(default_factory=dict)
-    attribute_miner: str | None = "distance_weighted"
-    attribute_miner_kwargs: dict[str, Any] = field(default_factory=dict)
-    attribute_loss_weight: float = 1.0
-    attribute_through_backbone: bool = True  # False: the attribute loss trains its head only
-    reverse_attribute_branch: bool = True  # MIC: both embeddings pass the reversal; False: e_c only
-    attribute_lr: float | None = None  # attribute heads; None: optim.lr
-    projection_steps: int = 1  # updates of P per batch (>1: extra steps on detached embeddings)
-    correlation: str = "squared"  # squared (MIC, the paper) | cosine (sign-aware; docs/parade.md)
-    encoder_objective: str = "reversal"  # reversal (MIC, the paper) | confusion | covariance | kernel_covariance
-    measure_steps: int = 500  # Adam steps of each fresh P that measures the de-correlation at test end
-
-
-@dataclass
 class TrainConfig:
     experiment: str = "default"
     seed: int = 0
@@ -175,7 +148,9 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    parade: ParadeConfig = field(default_factory=ParadeConfig)
+    # Lightning callbacks by name, each `{_target_: class, **its arguments}` (configs/callbacks/): the
+    # mitigations (parade, group_balanced) and any other callback; the class's signature is the schema.
+    callbacks: dict[str, Any] = field(default_factory=dict)
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -190,8 +165,20 @@ def config_dir() -> Path:
     return path
 
 
+# Keys of earlier versions and where they went (a config or command written for one is told how to move).
+MOVED_KEYS = {
+    "parade": "PARADE is a callback now: `callbacks=parade` (the paper's settings) or `experiment=parade`, "
+    "and its keys are `callbacks.parade.<key>`",
+    "data.sampler": "group-balanced sampling is a mitigation callback now: `callbacks=group_balanced` "
+    "(or `experiment=group_balanced`)",
+}
+
+
 def _valid_keys_hint(message: str) -> str:
     """Name the valid keys (and the closest match) when an override names a key that does not exist."""
+    for old, new in MOVED_KEYS.items():
+        if f"override '{old}'" in message or f"override '{old}." in message:
+            return f"\n'{old}' has moved: {new}."
     for token in message.replace("'", " ").split():
         if "." not in token or "=" in token:
             continue
@@ -213,7 +200,10 @@ def _valid_keys_hint(message: str) -> str:
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
     """Compose `configs/<config_name>.yaml` with command-line style overrides into a validated config."""
-    overrides = list(overrides or [])
+    # Inside `callbacks.<name>` the callback's signature is the schema (checked when it is built, naming the
+    # valid keys), so Hydra's struct check is lifted there: a key the YAML leaves at its default, or a key
+    # of a nested kwargs dict, can be set without `+`.
+    overrides = [f"++{item}" if item.startswith("callbacks.") else item for item in overrides or []]
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)

@@ -34,7 +34,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
 from fairdml.atomic import write_json
-from fairdml.data.splits import class_disjoint_split, minority_count
+from fairdml.data.splits import class_disjoint_split, minority_count, minority_group_code
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
 from fairdml.run_layout import RunPaths
@@ -167,7 +167,7 @@ def downstream_evaluation(
             classes, {"train": 1 - test_share, "test": test_share}, seed, groups=groups
         )
         train, test = parts["train"], parts["test"]
-    minority_code = _minority_code(data.group_names, groups[train], minority_group)
+    minority_code = minority_group_code(data.group_names, groups[train], minority_group, data.group_attribute)
     unbalanced = unbalance(train, groups, minority_code, minority_share, seed, classes if by_class else None)
     settings = {"unbalanced": (unbalanced, None), "balanced": (train, group_balanced_weights(groups[train]))}
     values = sorted(np.unique(target).tolist())
@@ -198,15 +198,6 @@ def downstream_evaluation(
         report["train"] = _composition(groups[indices], data.group_names, minority_code, weights)
         out[name] = report
     return out
-
-
-def _minority_code(group_names: list[str], train_groups: np.ndarray, minority_group: str | None) -> int:
-    if minority_group is not None:
-        if minority_group not in group_names:
-            raise ValueError(f"minority group {minority_group!r} is not one of {group_names}")
-        return group_names.index(minority_group)
-    present, counts = np.unique(train_groups, return_counts=True)
-    return int(present[counts.argmin()])
 
 
 def _composition(

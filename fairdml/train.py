@@ -13,17 +13,18 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.callbacks.instantiate import instantiate_callbacks
 from fairdml.callbacks.run_state import RunState, recorded_csv_rows
 from fairdml.callbacks.selection import build_checkpoint
 from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import to_container
 from fairdml.config_checks import check_config
 from fairdml.data.datamodule import DMLDataModule
+from fairdml.loggers import create_loggers, finish_loggers, log_run_files
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
-from fairdml.reports.loggers import create_loggers, finish_loggers, log_run_files
+from fairdml.nested import dotted_keys
 from fairdml.reports.report import save_report
-from fairdml.reports.runs import flatten
 from fairdml.run_folder import (
     AtomicCheckpointIO,
     load_checkpoint,
@@ -55,11 +56,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> l
         from fairdml.callbacks.wandb_media import WandbMedia
 
         callbacks.append(WandbMedia())
-    if cfg.parade.enabled:
-        from fairdml.callbacks.parade import Parade
-
-        callbacks.append(Parade.from_config(to_container(cfg.parade)))
-    return callbacks
+    return callbacks + instantiate_callbacks(cfg.callbacks)
 
 
 def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
@@ -84,7 +81,7 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
 
 def changed_keys(old: dict, new: dict) -> list[str]:
     """Dotted keys whose values differ between two nested config dicts."""
-    old, new = flatten(old), flatten(new)
+    old, new = dotted_keys(old), dotted_keys(new)
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 

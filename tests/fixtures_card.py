@@ -67,7 +67,22 @@ def fake_config(parade: bool = True) -> dict:
         "loss": {"name": "margin", "miner": "distance_weighted"},
         "optim": {"name": "adamw", "lr": 0.001},
         "trainer": {"max_epochs": 2},
-        "parade": {"enabled": parade, "attributes": ["style"], "strength": 4.0, "projection_hidden": 512},
+        "callbacks": (
+            {"parade": {"_target_": "fairdml.callbacks.parade.Parade", "strength": 4.0, "projection_hidden": 512}}
+            if parade else {}
+        ),
+    }  # fmt: skip
+
+
+def fake_mitigations() -> dict:
+    """report["mitigations"] as a PARADE run writes it (settings, and figures measured at the test)."""
+    return {
+        "parade": {
+            "title": "PARADE (partial attribute de-correlation)",
+            "summary": f"De-correlates the embedding from {EVIL}.",
+            "settings": {"attributes": ["style"], "strength": 4.0, "projection_hidden": 512},
+            "measured": {"style": {"decorrelation": 0.12, "linear_cka": 0.5, "n": 128, "split": "half"}},
+        }
     }
 
 
@@ -111,7 +126,8 @@ def write_fake_run(root: Path, parade: bool = True, optional: bool = True) -> Pa
     """A run folder in the contract of docs/architecture.md, with a malicious group name."""
     run = root / "run_2025-01-01"
     run.mkdir(parents=True)
-    (run / "report.json").write_text(json.dumps(fake_report()))
+    report = fake_report() | ({"mitigations": fake_mitigations()} if parade else {})
+    (run / "report.json").write_text(json.dumps(report))
     np.savez(run / "embeddings_test.npz", **fake_embeddings())
     if optional:
         (run / "config.yaml").write_text(yaml.safe_dump(fake_config(parade)))

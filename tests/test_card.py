@@ -94,7 +94,8 @@ def test_markdown_has_mitchell_sections_prompts_and_escapes(card):
         assert f". {title}" in body
     assert EVIL not in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
     assert body.count("To fill in") == 10
-    assert "PARADE settings" in body and "projection\\_hidden" in body
+    assert "PARADE (partial attribute de-correlation)" in body and "projection\\_hidden" in body
+    assert "style.decorrelation | 0.1200" in body  # the figures the mitigation measured at the test
     assert "9.00" in body  # training imbalance ratio 900/100 from data_summary.json
     assert "8 / 8 / 8.0 / 8" in body  # images per class in the test embeddings
 
@@ -132,10 +133,10 @@ def test_card_numbers_equal_the_threshold_functions(card):
     assert verification["grid"]["thresholds"] == counts.thresholds.tolist()
 
 
-def test_parade_section_only_when_enabled(tmp_path):
+def test_mitigation_sections_only_for_the_mitigations_used(tmp_path):
     run = write_fake_run(tmp_path, parade=False)
     body = _body(write_model_card(run)["markdown"].read_text())
-    assert "PARADE settings" not in body and "PARADE (attribute de-correlation) | disabled" in body
+    assert "PARADE (partial" not in body and "| Mitigations | none |" in body
 
 
 def test_missing_files(tmp_path):

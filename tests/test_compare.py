@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from fairdml.callbacks.parade import Parade
 from fairdml.cli import main
 from fairdml.reports.compare import run_compare
 from fairdml.reports.runs import find_runs, varying_keys
@@ -42,7 +44,7 @@ def _write_run(folder: Path, strength: float, seed: int, figures: tuple[float, f
     config = {
         "seed": seed,
         "run_dir": str(folder),
-        "parade": {"strength": strength, "enabled": True},
+        "callbacks": {"parade": {"_target_": "fairdml.callbacks.parade.Parade", "strength": strength}},
         "data": {"options": {"seed": seed}},
         "logger": {"wandb": {"mode": "offline", "project": "t"}},
     }
@@ -89,24 +91,25 @@ def test_runs_are_found_and_settings_exclude_seeds_and_paths(sweep_dir):
     folder, _ = sweep_dir
     runs = find_runs([folder])
     assert len(runs) == 12  # not the failed run, not W&B's copies
-    assert varying_keys([run.config for run in runs]) == ["parade.strength"]
+    assert varying_keys([run.flat_config for run in runs]) == ["callbacks.parade.strength"]
 
 
 def test_a_key_an_older_run_lacks_counts_as_its_default(tmp_path):
-    """Runs made before a config key existed group with newer runs that have its default value."""
-    from fairdml.config import ParadeConfig
+    """Runs made before a config key (or a callback argument) existed group with newer runs that have its
+    default value."""
+    default = inspect.signature(Parade).parameters["encoder_objective"].default
 
     _write_run(tmp_path / "old", 4.0, 0, (0.5, 0.1, 0.9))
     _write_run(tmp_path / "new", 4.0, 1, (0.5, 0.1, 0.9))
     _write_run(tmp_path / "other", 4.0, 2, (0.5, 0.1, 0.9))
-    for name, objective in (("new", ParadeConfig.encoder_objective), ("other", "covariance")):
+    for name, objective in (("new", default), ("other", "covariance")):
         config = OmegaConf.load(tmp_path / name / "config.yaml")
-        config.parade.encoder_objective = objective
+        config.callbacks.parade.encoder_objective = objective
         OmegaConf.save(config, tmp_path / name / "config.yaml")
     runs = {run.path.name: run for run in find_runs([tmp_path])}
-    assert runs["old"].config["parade.encoder_objective"] == ParadeConfig.encoder_objective
-    assert varying_keys([runs["old"].config, runs["new"].config]) == []
-    assert varying_keys([run.config for run in runs.values()]) == ["parade.encoder_objective"]
+    assert runs["old"].flat_config["callbacks.parade.encoder_objective"] == default
+    assert varying_keys([runs["old"].flat_config, runs["new"].flat_config]) == []
+    assert varying_keys([run.flat_config for run in runs.values()]) == ["callbacks.parade.encoder_objective"]
 
 
 def test_labels_use_the_fewest_keys_that_tell_settings_apart():
@@ -128,7 +131,7 @@ def test_compare_writes_table_png_and_offline_html(sweep_dir, capsys):
     main(["compare", str(folder), "--out", str(folder / "cmp")])
     printed = capsys.readouterr().out
     with open(folder / "cmp" / "compare.csv", newline="") as file:
-        rows = {float(row["parade.strength"]): row for row in csv.DictReader(file)}
+        rows = {float(row["callbacks.parade.strength"]): row for row in csv.DictReader(file)}
     assert sorted(rows) == sorted(SETTINGS)
     for strength, figures in values.items():
         recall, gap, leakage = np.array(figures).T
@@ -146,11 +149,11 @@ def test_compare_writes_table_png_and_offline_html(sweep_dir, capsys):
         2.0: "False",
         4.0: "True",
     }
-    assert "| parade.strength | seeds | recall@1_mean |" in printed
+    assert "| callbacks.parade.strength | seeds | recall@1_mean |" in printed
 
     assert (folder / "cmp" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (folder / "cmp" / "tradeoff.html").read_text(encoding="utf-8")
-    assert "Plotly.newPlot" in page and "parade.strength=2" in page
+    assert "Plotly.newPlot" in page and "callbacks.parade.strength=2" in page
     # self-contained: no script, stylesheet or image is fetched from anywhere
     assert not re.search(r"<script[^>]+src=", page)
     assert not re.search(r"<link[^>]+href=[\"']?https?:", page)
@@ -163,7 +166,7 @@ def test_compare_without_finished_runs_says_so(tmp_path):
 
 
 def test_compare_logs_to_wandb_when_asked(sweep_dir):
-    from fairdml.reports.wandb_offline import read_offline_run
+    from helpers.wandb_files import read_offline_run
 
     folder, _ = sweep_dir
     written = run_compare([str(folder)], str(folder / "cmp"), wandb="offline")

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from fairdml.callbacks.gradient_reversal import reverse_gradient
+from fairdml.callbacks.instantiate import instantiate_callbacks
 from fairdml.callbacks.parade import Parade
 from fairdml.callbacks.parade_objectives import decorrelation_terms, scheduled_strength
 from fairdml.config import compose_config, to_container
@@ -28,7 +29,7 @@ from fairdml.models.embedding import load_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.train import run_training
 
-PARADE = ["experiment=parade", "parade.projection_hidden=16", "parade.attribute_embedding_dim=8"]
+PARADE = ["experiment=parade", "callbacks.parade.projection_hidden=16", "callbacks.parade.attribute_embedding_dim=8"]
 
 
 # -- gradient reversal and the de-correlation game (hand-computed gradients) -------------------------------
@@ -202,7 +203,7 @@ def test_correlation_forms_squared_is_sign_blind_cosine_is_not():
     assert correlation(attribute_embeddings, -3 * attribute_embeddings, "cosine").item() == pytest.approx(
         -1.0
     )
-    with pytest.raises(ValueError, match="parade.correlation must be one of"):
+    with pytest.raises(ValueError, match="correlation form must be one of"):
         correlation(attribute_embeddings, attribute_embeddings, "pearson")
 
 
@@ -229,13 +230,13 @@ def test_schedule_values(schedule, step, expected):
 
 
 def test_bad_schedule_and_strengths_are_clear_errors():
-    with pytest.raises(ValueError, match="parade.schedule must be one of"):
+    with pytest.raises(ValueError, match="schedule='exponential' must be one of"):
         Parade(schedule="exponential")
-    with pytest.raises(ValueError, match="2 values for 1 attributes"):
+    with pytest.raises(ValueError, match=r"strength=\[1.0, 2.0\] must be one value, or one per attribute"):
         Parade(attributes=["style"], strength=[1.0, 2.0])
     with pytest.raises(ValueError, match=">= 0"):
         Parade(strength=-1.0)
-    with pytest.raises(ValueError, match="parade.encoder_objective must be one of"):
+    with pytest.raises(ValueError, match="encoder_objective='adversarial' must be one of"):
         Parade(encoder_objective="adversarial")
 
 
@@ -305,7 +306,7 @@ def test_several_attributes_each_with_its_own_strength_and_schedule(tiny_overrid
     assert sorted(module.auxiliary) == sorted(
         f"parade_{a}_{part}" for a in ("style", "ink") for part in ("head", "projection", "loss")
     )
-    assert module._auxiliary_lr["parade_ink_projection"] == parade.projection_lr
+    assert module._auxiliary_lr["parade_ink_projection"] == parade.hparams.projection_lr
     parade.step = 5
     assert parade.current_strengths() == pytest.approx([1.0, 3.0])
 
@@ -361,7 +362,7 @@ def test_extra_projection_steps_fit_p_to_the_batch_and_are_checkpointed(tiny_ove
     )
     restored.load_state_dict(parade.state_dict())
     assert restored._pending_optimizer_states["style"]["state"].keys() == saved["state"].keys()
-    with pytest.raises(ValueError, match="projection_steps must be >= 1"):
+    with pytest.raises(ValueError, match="projection_steps=0 must be >= 1"):
         Parade(projection_steps=0)
 
 
@@ -393,7 +394,7 @@ class _StateAtTrainStart(L.Callback):
 
 
 def _fit(cfg, module, datamodule, ckpt_path=None, callbacks=()):
-    parade = Parade.from_config(to_container(cfg.parade))
+    parade = instantiate_callbacks(cfg.callbacks)[0]
     trainer_cfg = {**to_container(cfg.trainer), "limit_val_batches": 0, "num_sanity_val_steps": 0}
     trainer = L.Trainer(
         **trainer_cfg, logger=False, use_distributed_sampler=False, default_root_dir=str(cfg.run_dir),
@@ -405,8 +406,8 @@ def _fit(cfg, module, datamodule, ckpt_path=None, callbacks=()):
 
 def test_resume_continues_with_the_same_parade_state(tiny_overrides, tmp_path):
     overrides = [
-        *tiny_overrides, *PARADE, "parade.schedule=linear", "parade.warmup_steps=100", "parade.strength=8",
-        f"run_dir={tmp_path}", "trainer.max_epochs=1",
+        *tiny_overrides, *PARADE, "callbacks.parade.schedule=linear", "callbacks.parade.warmup_steps=100",
+        "callbacks.parade.strength=8", f"run_dir={tmp_path}", "trainer.max_epochs=1",
     ]  # fmt: skip
     cfg = compose_config(overrides)
     module, datamodule = _module(overrides)
@@ -428,7 +429,7 @@ def test_resume_continues_with_the_same_parade_state(tiny_overrides, tmp_path):
     assert seen["strength"] == pytest.approx(8.0 * steps / 100)
     for key, value in seen["projection"].items():
         assert torch.equal(value, saved["state_dict"][f"auxiliary.parade_style_projection.{key}"]), key
-    assert seen["projection_lr"] == pytest.approx(cfg.parade.projection_lr)
+    assert seen["projection_lr"] == pytest.approx(cfg.callbacks.parade.projection_lr)
     assert seen["adam_steps"] and all(s == steps for s in seen["adam_steps"])  # optimiser state came back
     assert parade2.step == trainer2.global_step == 2 * steps
 
@@ -438,7 +439,7 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
     overrides = [
         *tiny_overrides,
         *PARADE,
-        "parade.strength=3",
+        "callbacks.parade.strength=3",
         "trainer.log_every_n_steps=1",
         f"run_dir={run_dir}",
     ]
@@ -450,7 +451,7 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
     ):  # fmt: skip
         assert column in header, column
 
-    measured = json.loads((run_dir / "report.json").read_text())["parade"]["style"]
+    measured = json.loads((run_dir / "report.json").read_text())["mitigations"]["parade"]["measured"]["style"]
     assert 0.0 <= measured["decorrelation_chance"] <= measured["decorrelation_ceiling"] + 1e-4 <= 1.0 + 1e-4
     assert 0.0 <= measured["decorrelation"] <= 1.0
     # a tiny run's e_a can be constant on the test split: then the share is undefined and written as null
@@ -471,7 +472,7 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
     checkpoint = json.loads((run_dir / "report.json").read_text())["meta"]["best_checkpoint"]
     raw = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
     module = DMLModule(**raw["hyper_parameters"])
-    parade = Parade.from_config(raw["hyper_parameters"]["config"]["parade"])
+    parade = instantiate_callbacks(raw["hyper_parameters"]["config"]["callbacks"])[0]
     parade.attach(module, ["style"], [2])
     module.load_state_dict(raw["state_dict"])  # strict: the heads exist again only through the callback
     module.eval()
@@ -486,8 +487,8 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
 def test_ddp_two_cpu_processes(tiny_overrides, tmp_path):
     run_dir = tmp_path / "ddp"
     command = [
-        sys.executable, "-m", "fairdml", "train", *tiny_overrides, *PARADE, "parade.strength=2",
-        "parade.projection_steps=3",  # the extra P steps all-reduce their gradients by hand
+        sys.executable, "-m", "fairdml", "train", *tiny_overrides, *PARADE, "callbacks.parade.strength=2",
+        "callbacks.parade.projection_steps=3",  # the extra P steps all-reduce their gradients by hand
         "trainer.strategy=ddp", "trainer.accelerator=cpu", "trainer.devices=2", f"run_dir={run_dir}",
     ]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, timeout=600)

@@ -148,7 +148,7 @@ def test_embedding_fairness_gives_the_functional_report():
             assert json.dumps(report[section]) == json.dumps(expected[section]), (kwargs, section)
         assert report["overall"] == pytest.approx(expected["overall"])
     assert report["gaps"]["recall@1"]["worst_group_small"] is True  # 45: every group is small
-    default = EmbeddingFairness(group_names=["large", "tiny"]).min_group_size
+    default = EmbeddingFairness(group_names=["large", "tiny"]).settings.min_group_size
     assert default == 30
 
 

@@ -11,7 +11,7 @@ from conftest import TINY_OVERRIDES
 
 from fairdml.cli import main
 from fairdml.reports.runs import load_run
-from fairdml.reports.sweep import expand_sweep, run_local_sweep
+from fairdml.sweep import expand_sweep, run_local_sweep
 
 # No PARADE here: the sweep machinery is under test, and a tiny run without it takes seconds.
 FAST = [
@@ -53,7 +53,7 @@ def test_two_by_two_sweep_writes_summary_and_tradeoff(tmp_path, capsys):
     assert [path.name for path in runs] == ["000", "001", "002", "003"]
     for path in runs:
         assert (path / "config.yaml").is_file() and (path / "report.json").is_file()
-    assert [(load_run(path).config["optim.lr"], load_run(path).seed) for path in runs] == [
+    assert [(load_run(path).flat_config["optim.lr"], load_run(path).seed) for path in runs] == [
         (0.001, 0), (0.001, 1), (0.003, 0), (0.003, 1)
     ]  # fmt: skip
 

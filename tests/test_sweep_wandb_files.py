@@ -13,7 +13,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args, load_sweep_
 from fairdml.callbacks.selection import validation_keys
 from fairdml.cli import build_parser
 from fairdml.config import compose_config
-from fairdml.reports.sweep import expand_sweep, sweep_file_overrides
+from fairdml.sweep import expand_sweep, sweep_file_overrides
 
 SWEEP_FILES = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweep").glob("*.yaml"))
 
@@ -84,7 +84,7 @@ def test_agent_command_is_fairdml_train_with_the_swept_keys(path):
         cfg = compose_config(args.overrides)
         for key, value in parameters.items():
             assert OmegaConf.select(cfg, key) == pytest.approx(value), key
-        assert cfg.logger.wandb.mode == "online" and cfg.parade.enabled
+        assert cfg.logger.wandb.mode == "online" and "parade" in cfg.callbacks
 
 
 def test_grid_file_runs_locally_as_the_same_grid():

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.wandb_files import find_run_file, read_offline_run, read_records
 
 from fairdml.callbacks.wandb_media import report_table
 from fairdml.config import compose_config
-from fairdml.reports.loggers import SafeWandbLogger, wandb_mode
-from fairdml.reports.wandb_offline import find_run_file, read_offline_run, read_records
+from fairdml.loggers import SafeWandbLogger, wandb_mode
 from fairdml.train import run_training
 
 GROUPS = ("majority", "minority")

@@ -21,11 +21,11 @@ import lightning as L
 import torch
 from torch import nn
 
+from fairdml.callbacks.mitigation import Mitigation
 from fairdml.callbacks.parade_objectives import (
-    ENCODER_OBJECTIVES,
-    SCHEDULES,
     EncoderObjective,
     Schedule,
+    check_options,
     decorrelation_terms,
     fit_projection,
     scheduled_strength,
@@ -33,7 +33,6 @@ from fairdml.callbacks.parade_objectives import (
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.fairness import drop_duplicate_indices
 from fairdml.metrics.functional.decorrelation import (
-    CORRELATION_FORMS,
     CorrelationForm,
     measure_decorrelation,
     projection_network,
@@ -53,13 +52,14 @@ class _AttributeParts:
     strength: float
 
 
-class Parade(L.Callback):
+class Parade(Mitigation):
     """Attribute heads + de-correlation of the class embedding from each, one set per attribute.
 
     For attribute `a` it adds `parade_a_head` (e_a), `parade_a_projection` (P) and `parade_a_loss` to the
     module's auxiliary parts, the loss terms `parade_attr_a` and `parade_dec_a`, and logs
-    `parade/a/{correlation,strength,attribute_loss}`. Its keyword arguments are `fairdml.config.ParadeConfig`'s
-    keys, so a `parade:` config block builds it (`from_config`).
+    `parade/a/{correlation,strength,attribute_loss}`. Its arguments are the keys of the `callbacks.parade`
+    config block (configs/callbacks/parade.yaml); after the test, `report["mitigations"]["parade"]` holds
+    them and, under "measured", the de-correlation a fresh P finds on the test split.
 
     Args:
         attributes: sensitive attributes (names in the data's `attributes`), one string or a list.
@@ -87,19 +87,26 @@ class Parade(L.Callback):
         measure_steps: Adam steps of each fresh P that measures the de-correlation at test end.
 
     Raises:
-        ValueError: at construction, for no attribute, a number of strengths that is neither one nor one per
-            attribute, a negative strength, an unknown `schedule`, `correlation` or `encoder_objective`, or
-            `projection_steps` < 1; in `setup`, for an attribute the training data does not have.
+        ValueError: at construction, listing every invalid argument (no attribute, a number of strengths that
+            is neither one nor one per attribute, a value out of range, an unknown choice, a loss or miner
+            that cannot be built with its kwargs); in `setup`, for an attribute the training data lacks.
 
     Example:
         A DMLModule and a DMLDataModule whose data has a `style` attribute; after `test`, the module's
-        `reports["test"]["parade"]["style"]` holds the de-correlation achieved::
+        `reports["test"]["mitigations"]["parade"]["measured"]["style"]` holds the de-correlation achieved::
 
             parade = Parade(attributes=["style"], strength=0.1, encoder_objective="covariance")
             trainer = L.Trainer(max_epochs=2, callbacks=[parade])
             trainer.fit(module, datamodule=datamodule)
             trainer.test(module, datamodule=datamodule)
     """
+
+    name = "parade"
+    title = "PARADE (partial attribute de-correlation)"
+    summary = (
+        "PARADE trains an attribute embedding beside the class embedding and removes their correlation "
+        "adversarially; strength is ρ′ (sum over dimensions, ρ′ = ρ/D in the mean-over-dims form)."
+    )
 
     def __init__(
         self,
@@ -124,37 +131,12 @@ class Parade(L.Callback):
         measure_steps: int = 500,
     ):
         super().__init__()
+        self.save_hyperparameters()
         self.attributes = [attributes] if isinstance(attributes, str) else list(attributes)
-        if not self.attributes:
-            raise ValueError("parade.attributes is empty; name at least one sensitive attribute")
         strengths = list(strength) if isinstance(strength, list | tuple) else [strength] * len(self.attributes)
-        if len(strengths) != len(self.attributes):
-            raise ValueError(
-                f"parade.strength has {len(strengths)} values for {len(self.attributes)} attributes "
-                f"{self.attributes}; give one value for all or one per attribute"
-            )
-        if any(s < 0 for s in strengths):
-            raise ValueError(f"parade.strength must be >= 0, got {strengths}")
-        _check_choice("schedule", schedule, SCHEDULES)
+        check_options(self.hparams, self.attributes, strengths)
         self.strengths = [float(s) for s in strengths]
-        self.schedule, self.warmup_steps = schedule, int(warmup_steps)
-        self.projection_hidden, self.projection_lr = projection_hidden, projection_lr
-        self.attribute_embedding_dim = attribute_embedding_dim
-        self.attribute_loss, self.attribute_loss_kwargs = attribute_loss, dict(attribute_loss_kwargs or {})
-        self.attribute_miner = attribute_miner
-        self.attribute_miner_kwargs = dict(attribute_miner_kwargs or {})
-        self.attribute_loss_weight = attribute_loss_weight
-        self.attribute_through_backbone = attribute_through_backbone
-        self.reverse_attribute_branch = reverse_attribute_branch
-        self.attribute_lr = attribute_lr
-        if projection_steps < 1:
-            raise ValueError(f"parade.projection_steps must be >= 1, got {projection_steps}")
-        self.projection_steps = int(projection_steps)
-        _check_choice("correlation", correlation, CORRELATION_FORMS)
-        self.correlation_form = correlation
-        _check_choice("encoder_objective", encoder_objective, ENCODER_OBJECTIVES)
-        self.encoder_objective = encoder_objective
-        self.measure_steps = int(measure_steps)
+        # Every other argument is read from self.hparams (save_hyperparameters), the one copy of the settings.
         self._projection_optimizers: dict[str, torch.optim.Optimizer] = {}
         self._pending_optimizer_states: dict[str, dict] = {}
         self.step = 0  # training batches seen: drives the schedule, saved in checkpoints
@@ -162,12 +144,6 @@ class Parade(L.Callback):
         self._miners: dict[str, nn.Module | None] = {}
         self._attached_to: int | None = None
         self._test_batches: list[dict[str, Any]] = []
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> Parade:
-        """Build from the plain-dict `parade` config (fairdml.config.ParadeConfig); `enabled` is ignored."""
-        cfg = {k: v for k, v in cfg.items() if k != "enabled"}
-        return cls(**cfg)
 
     # -- wiring ------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -180,9 +156,9 @@ class Parade(L.Callback):
             return
         unknown = [a for a in self.attributes if a not in attribute_names]
         if unknown:
-            raise ValueError(f"parade.attributes {unknown} not in the data's attributes {attribute_names}")
-        optim_cfg = pl_module.config["optim"]
-        head_lr = self.attribute_lr if self.attribute_lr is not None else optim_cfg["lr"]
+            raise ValueError(f"Parade: attributes {unknown} not in the data's attributes {attribute_names}")
+        hp, optim_cfg = self.hparams, pl_module.config["optim"]
+        head_lr = hp.attribute_lr if hp.attribute_lr is not None else optim_cfg["lr"]
         class_dim = pl_module.config["model"]["embedding_dim"]
         features = feature_dim(pl_module.model.backbone)
         self._parts = []
@@ -190,21 +166,14 @@ class Parade(L.Callback):
             key = "".join(c if c.isalnum() else "_" for c in name)
             column = attribute_names.index(name)
             if f"parade_{key}_head" not in pl_module.auxiliary:  # e.g. a second `setup` for testing
-                pl_module.add_auxiliary(
-                    f"parade_{key}_head", EmbeddingHead(features, self.attribute_embedding_dim), head_lr
-                )
-                pl_module.add_auxiliary(
-                    f"parade_{key}_projection",
-                    projection_network(class_dim, self.projection_hidden, self.attribute_embedding_dim),
-                    self.projection_lr,
-                )
-                loss = create_loss(
-                    self.attribute_loss, value_counts[column], self.attribute_embedding_dim,
-                    **self.attribute_loss_kwargs,
-                )  # fmt: skip
+                dim = hp.attribute_embedding_dim
+                pl_module.add_auxiliary(f"parade_{key}_head", EmbeddingHead(features, dim), head_lr)
+                projection = projection_network(class_dim, hp.projection_hidden, dim)
+                pl_module.add_auxiliary(f"parade_{key}_projection", projection, hp.projection_lr)
+                loss = create_loss(hp.attribute_loss, value_counts[column], dim, **(hp.attribute_loss_kwargs or {}))
                 # A loss with parameters (learnable margin beta, proxies) is trained like the main loss's.
                 pl_module.add_auxiliary(f"parade_{key}_loss", loss, optim_cfg["loss_lr"])
-            self._miners[key] = create_miner(self.attribute_miner, **self.attribute_miner_kwargs)
+            self._miners[key] = create_miner(hp.attribute_miner, **(hp.attribute_miner_kwargs or {}))
             self._parts.append(_AttributeParts(name, key, column, strength))
         pl_module.add_loss_term(self.loss_terms)
         self._attached_to = id(pl_module)
@@ -212,11 +181,13 @@ class Parade(L.Callback):
     # -- the loss ----------------------------------------------------------------------------------
     def current_strengths(self) -> list[float]:
         """ρ′ of each attribute at the current step (the schedule's value)."""
-        return [scheduled_strength(s, self.schedule, self.warmup_steps, self.step) for s in self.strengths]
+        hp = self.hparams
+        return [scheduled_strength(s, hp.schedule, hp.warmup_steps, self.step) for s in self.strengths]
 
     def loss_terms(self, pl_module: L.LightningModule, step: dict) -> dict[str, torch.Tensor]:
         """L_attr(e_a) (weighted) and the de-correlation term per attribute (`decorrelation_terms`)."""
-        features = step["features"] if self.attribute_through_backbone else step["features"].detach()
+        hp = self.hparams
+        features = step["features"] if hp.attribute_through_backbone else step["features"].detach()
         attributes = step["batch"]["attributes"]
         batch_size = len(attributes)
         terms: dict[str, torch.Tensor] = {}
@@ -227,13 +198,13 @@ class Parade(L.Callback):
             pairs = miner(attribute_embeddings, codes) if miner is not None else None
             attribute_loss = pl_module.auxiliary[f"parade_{part.key}_loss"](attribute_embeddings, codes, pairs)
             projection = pl_module.auxiliary[f"parade_{part.key}_projection"]
-            if self.projection_steps > 1:
+            if hp.projection_steps > 1:
                 self._train_projection(part.key, projection, step["embeddings"], attribute_embeddings)
             projection_loss, corr = decorrelation_terms(
-                step["embeddings"], attribute_embeddings, projection, strength, self.reverse_attribute_branch,
-                self.correlation_form, self.encoder_objective, codes,
+                step["embeddings"], attribute_embeddings, projection, strength, hp.reverse_attribute_branch,
+                hp.correlation, hp.encoder_objective, codes,
             )  # fmt: skip
-            terms[f"parade_attr_{part.key}"] = self.attribute_loss_weight * attribute_loss
+            terms[f"parade_attr_{part.key}"] = hp.attribute_loss_weight * attribute_loss
             terms[f"parade_dec_{part.key}"] = projection_loss
             pl_module.log(f"parade/{part.key}/correlation", corr, batch_size=batch_size)
             pl_module.log(f"parade/{part.key}/strength", strength, batch_size=batch_size)
@@ -249,13 +220,13 @@ class Parade(L.Callback):
         """`projection_steps − 1` extra updates of P with its own Adam, whose state is saved with the callback's
         (restored lazily: the optimiser needs P's parameters, which exist only after `attach`)."""
         if key not in self._projection_optimizers:
-            optimizer = torch.optim.Adam(list(projection.parameters()), lr=self.projection_lr)
+            optimizer = torch.optim.Adam(list(projection.parameters()), lr=self.hparams.projection_lr)
             if key in self._pending_optimizer_states:
                 optimizer.load_state_dict(self._pending_optimizer_states.pop(key))
             self._projection_optimizers[key] = optimizer
         fit_projection(
             projection, self._projection_optimizers[key], class_embeddings, attribute_embeddings,
-            self.projection_steps - 1, self.correlation_form,
+            self.hparams.projection_steps - 1, self.hparams.correlation,
         )  # fmt: skip
 
     # -- state in checkpoints ----------------------------------------------------------------------
@@ -271,7 +242,7 @@ class Parade(L.Callback):
         if state_dict.get("attributes") != self.attributes:
             raise ValueError(
                 f"checkpoint's PARADE attributes {state_dict.get('attributes')} differ from the config's "
-                f"{self.attributes}; resume with the same parade.attributes"
+                f"{self.attributes}; resume with the same attributes"
             )
         if state_dict.get("strengths") != self.strengths:
             log.warning("parade: strengths changed on resume: %s -> %s", state_dict.get("strengths"), self.strengths)
@@ -292,11 +263,11 @@ class Parade(L.Callback):
             "attribute": list(self.attribute_embeddings(pl_module, features=outputs["features"]).values()),
         })  # fmt: skip
 
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Add `parade` to the test report: per attribute, fresh P's held-out figures (`measure_decorrelation`)."""
+    def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
+        """Per attribute, fresh P's held-out figures on the test split (`measure_decorrelation`)."""
         batches, self._test_batches = self._test_batches, []
-        if not batches or "test" not in getattr(pl_module, "reports", {}):
-            return
+        if not batches:
+            return None
 
         # DDP pads the last shard with repeated samples: keep each index once
         keep = drop_duplicate_indices(_gather(pl_module, torch.cat([b["index"] for b in batches])).cpu())
@@ -311,19 +282,19 @@ class Parade(L.Callback):
         for i, (part, strength) in enumerate(zip(self._parts, self.current_strengths(), strict=True)):
             figures = measure_decorrelation(
                 class_embeddings, gathered("attribute", i), labels, attributes[:, part.column],
-                steps=self.measure_steps, seed=seed,
+                steps=self.hparams.measure_steps, seed=seed,
             )  # fmt: skip
             split = figures.pop("split")  # last in the report, after the run's own figures
             measured[part.name] = {**figures, "strength": strength, "n": len(keep), "split": split}
         # JSON reports hold no NaN: a share is undefined (None) when e_a is constant (ceiling = chance)
         measured = strict_json(measured)
-        pl_module.reports["test"]["parade"] = measured
         for name, values in measured.items():
             log.info(
                 "parade: %s: fresh P's held-out corr %.4f (chance %.4f, ceiling %.4f); shared %s; linear CKA %s",
                 name, values["decorrelation"], values["decorrelation_chance"],
                 values["decorrelation_ceiling"], values["shared"], values["linear_cka"],
             )  # fmt: skip
+        return measured
 
     # -- embeddings for analysis -------------------------------------------------------------------
     @torch.no_grad()
@@ -335,12 +306,6 @@ class Parade(L.Callback):
         if features is None:
             features = pl_module.model.features(images)
         return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    """Fail at construction, naming the `parade.<option>` key and its valid values, not at the first batch."""
-    if value not in choices:
-        raise ValueError(f"parade.{option} must be one of {choices}, got {value!r}")
 
 
 def _gather(pl_module: L.LightningModule, values: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
 """PARADE's training objectives: what the projection network P and the encoder descend each batch, and the
-strength schedule (Dullerud et al., ICLR 2022; the game as in MIC/DiVA).
+strength schedule (Dullerud et al., ICLR 2022; the game as in MIC/DiVA), and the check of `Parade`'s
+options against these choices (`check_options`).
 
 Apart from the callback so that each objective is a function of tensors, checked against hand-computed
 gradients without a Trainer; beside it (not in `fairdml.metrics`) because these are training maths, built
@@ -32,14 +33,21 @@ dependence, computed in closed form every batch: there is no lagging adversary t
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fairdml.callbacks.gradient_reversal import reverse_gradient
-from fairdml.metrics.functional.decorrelation import CorrelationForm, correlation, normalised_cross_covariance
+from fairdml.config_checks import Rule, above, at_least, one_of, optional
+from fairdml.losses import create_loss, create_miner
+from fairdml.metrics.functional.decorrelation import (
+    CORRELATION_FORMS,
+    CorrelationForm,
+    correlation,
+    normalised_cross_covariance,
+)
 
 Schedule = Literal["constant", "linear", "cosine"]
 EncoderObjective = Literal["reversal", "confusion", "covariance", "kernel_covariance"]
@@ -50,7 +58,7 @@ ENCODER_OBJECTIVES: tuple[str, ...] = get_args(EncoderObjective)
 def scheduled_strength(strength: float, schedule: Schedule, warmup_steps: int, step: int) -> float:
     """ρ′(step): constant; or ramped from 0 to ρ′ over `warmup_steps`, linearly or along a half cosine."""
     if schedule not in SCHEDULES:
-        raise ValueError(f"parade.schedule must be one of {SCHEDULES}, got {schedule!r}")
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if schedule == "constant" or warmup_steps <= 0:
         return float(strength)
     progress = min(max(step, 0) / warmup_steps, 1.0)
@@ -82,7 +90,7 @@ def decorrelation_terms(
     "kernel_covariance": the same with a Gaussian kernel on e_c (`normalised_cross_covariance`).
     """
     if objective not in ENCODER_OBJECTIVES:
-        raise ValueError(f"parade.encoder_objective must be one of {ENCODER_OBJECTIVES}, got {objective!r}")
+        raise ValueError(f"encoder_objective must be one of {ENCODER_OBJECTIVES}, got {objective!r}")
     class_in = F.normalize(class_embeddings, dim=-1)
     target = F.normalize(attribute_embeddings, dim=-1)
     if objective == "reversal":
@@ -141,3 +149,38 @@ def fit_projection(
         optimizer.step()
         for parameter in parameters:
             parameter.grad = None
+
+
+_RULES = (
+    Rule("schedule", one_of(*SCHEDULES), f"one of {SCHEDULES}"),
+    Rule("correlation", one_of(*CORRELATION_FORMS), f"one of {CORRELATION_FORMS}"),
+    Rule("encoder_objective", one_of(*ENCODER_OBJECTIVES), f"one of {ENCODER_OBJECTIVES}"),
+    Rule("warmup_steps", at_least(0), ">= 0"),
+    Rule("projection_hidden", at_least(1), ">= 1"),
+    Rule("projection_lr", above(0), "> 0"),
+    Rule("attribute_embedding_dim", at_least(1), ">= 1"),
+    Rule("attribute_loss_weight", at_least(0), ">= 0"),
+    Rule("attribute_lr", optional(above(0)), "None or > 0"),
+    Rule("projection_steps", at_least(1), ">= 1"),
+    Rule("measure_steps", at_least(1), ">= 1"),
+)
+
+
+def check_options(options: dict[str, Any], attributes: list[str], strengths: list) -> None:
+    """`Parade`'s arguments: every invalid one at once, in one ValueError, at construction (not at a batch)."""
+    problems = [f"{r.key}={options[r.key]!r} must be {r.expected}" for r in _RULES if not r.valid(options[r.key])]
+    if not attributes:
+        problems.append("attributes is empty; name at least one sensitive attribute")
+    if len(strengths) != len(attributes):
+        problems.append(f"strength={options['strength']!r} must be one value, or one per attribute {attributes}")
+    elif not all(at_least(0)(s) for s in strengths):
+        problems.append(f"strength={options['strength']!r} must be >= 0")
+    if not problems:  # build the attribute loss and miner once, so an unknown *_kwargs key fails now
+        try:
+            loss_kwargs = options["attribute_loss_kwargs"] or {}
+            create_loss(options["attribute_loss"], 2, int(options["attribute_embedding_dim"]), **loss_kwargs)
+            create_miner(options["attribute_miner"], **(options["attribute_miner_kwargs"] or {}))
+        except (TypeError, ValueError, KeyError) as error:
+            problems.append(f"attribute_loss={options['attribute_loss']!r} with its kwargs, or the miner: {error}")
+    if problems:
+        raise ValueError(f"Parade: {'; '.join(problems)}")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from fairdml.reports.csv_logger import ResumableCSVLogger
+from fairdml.loggers import ResumableCSVLogger
 
 CHECKPOINT_KEY = "fairdml_run_state"
 

@@ -16,7 +16,7 @@ import lightning as L
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
-from fairdml.reports.loggers import find_wandb_logger
+from fairdml.loggers import find_wandb_logger
 
 MAX_SCATTER_POINTS = 2000  # a sample keeps the figure cheap and legible
 

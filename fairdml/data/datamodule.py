@@ -15,7 +15,7 @@ from fairdml.config import DataConfig
 from fairdml.data.base import DatasetView, DMLDataset
 from fairdml.data.registry import create_dataset
 from fairdml.data.samplers import ClassBalancedBatchSampler
-from fairdml.data.splits import class_disjoint_split, impose_minority_share
+from fairdml.data.splits import class_disjoint_split, impose_minority_share, minority_group_code
 
 
 def build_transforms(cfg: DataConfig, train: bool) -> v2.Compose:
@@ -44,6 +44,9 @@ class DMLDataModule(L.LightningDataModule):
         self.views: dict[str, DatasetView] = {}
         self._train_sampler: ClassBalancedBatchSampler | None = None
         self._sampler_state_to_load: dict | None = None
+        # Extension point for mitigations (fairdml.callbacks.GroupBalancedSampling sets it in `setup`):
+        # each training batch takes as many classes from every group.
+        self.group_balanced = False
 
     # -- setup -------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -62,7 +65,9 @@ class DMLDataModule(L.LightningDataModule):
         splits = class_disjoint_split(dataset.labels, dict(cfg.split), self.seed, groups=groups)
         if "train" not in splits:
             raise ValueError(f"data.split needs a 'train' entry, got {list(splits)}")
-        self.minority_code = self._minority_code(groups[splits["train"]])
+        self.minority_code = minority_group_code(
+            self.group_names, groups[splits["train"]], cfg.minority_group, self.group_attribute
+        )
         if cfg.minority_share is not None:
             splits["train"] = impose_minority_share(
                 splits["train"], groups, self.minority_code, cfg.minority_share, self.seed,
@@ -70,18 +75,6 @@ class DMLDataModule(L.LightningDataModule):
             )  # fmt: skip
         for name, indices in splits.items():
             self.views[name] = DatasetView(dataset, indices, build_transforms(cfg, train=name == "train"))
-
-    def _minority_code(self, train_groups: np.ndarray) -> int:
-        if self.cfg.minority_group is None:
-            present = np.unique(train_groups)
-            counts = np.array([(train_groups == g).sum() for g in present])
-            return int(present[counts.argmin()])
-        if self.cfg.minority_group not in self.group_names:
-            raise ValueError(
-                f"data.minority_group={self.cfg.minority_group!r} is not a value of "
-                f"'{self.group_attribute}'; valid values: {self.group_names}"
-            )
-        return self.group_names.index(self.cfg.minority_group)
 
     # -- loaders -----------------------------------------------------------------------------------
     def _world(self) -> tuple[int, int]:
@@ -103,12 +96,10 @@ class DMLDataModule(L.LightningDataModule):
             view.labels, self.cfg.batch_size, self.cfg.samples_per_class, seed=self.seed,
             num_replicas=world_size, rank=rank,
             groups=view.attribute_column(self.group_attribute),
-            group_balanced=self.cfg.sampler == "group_balanced",
+            group_balanced=self.group_balanced,
         )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        if self.cfg.sampler not in ("class_balanced", "group_balanced"):
-            raise ValueError(f"data.sampler must be class_balanced or group_balanced, got {self.cfg.sampler!r}")
         self._train_sampler = self.train_sampler()
         if self._sampler_state_to_load is not None:  # a resumed run continues the sampler where it stood
             self._train_sampler.load_state_dict(self._sampler_state_to_load)

@@ -38,6 +38,23 @@ def class_disjoint_split(
     return {name: np.flatnonzero(np.isin(labels, c)) for name, c in chosen.items()}
 
 
+def minority_group_code(
+    group_names: list[str], train_groups: np.ndarray, minority_group: str | None, attribute: str
+) -> int:
+    """The code of the group to under-represent: `minority_group` by name, else the rarest in training.
+
+    One rule for training and the downstream evaluation, so both name the same group (ties: the lower code).
+    """
+    if minority_group is None:
+        present, counts = np.unique(train_groups, return_counts=True)
+        return int(present[counts.argmin()])
+    if minority_group not in group_names:
+        raise ValueError(
+            f"data.minority_group={minority_group!r} is not a value of '{attribute}'; valid values: {group_names}"
+        )
+    return group_names.index(minority_group)
+
+
 def minority_count(n_majority: int, share: float) -> int:
     """Minority samples to keep so that they make `share` of the resulting set: n_min/(n_maj+n_min)."""
     if not 0.0 < share < 1.0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,9 +11,8 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
-from fairdml.metrics.functional.clustering import check_kmeans_backend
-from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
+from fairdml.metrics.functional.report import fairness_report
+from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import LogKey, report_log_keys
 from fairdml.numbers import finite_number
 
@@ -36,40 +36,23 @@ class EmbeddingFairness(Metric):
     batch; `compute()` gathers all processes (list states, `dist_reduce_fx="cat"`, so uneven last batches
     are fine), drops DDP padding duplicates by sample index and returns `fairness_report(...)`'s dict.
     Call `update`, not `forward`: a per-batch report would be expensive and meaningless.
-    `min_group_size`: groups with fewer samples are flagged "small" and not picked as worst (see
-    `fairness_report`), so e.g. `val/recall@1/worst` is not a one-sample group's noise.
+    `settings` (a `ReportSettings`, checked here so a bad option fails before training) holds the report's
+    options; keyword options of `ReportSettings` (ks=, seed=, leakage=, min_group_size=, ...) build or
+    override it, and any other keyword goes to torchmetrics' `Metric`. E.g. `min_group_size`: groups with
+    fewer samples are flagged "small" and not picked as worst, so `val/recall@1/worst` is not a one-sample
+    group's noise.
     """
 
     is_differentiable = False
     higher_is_better = None
     full_state_update = False
 
-    def __init__(
-        self,
-        group_names: Sequence[str],
-        ks: Sequence[int] = (1, 2, 4, 8),
-        seed: int = 0,
-        leakage: bool = True,
-        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-        distance: str = "euclidean",
-        n_init: int = 1,
-        kmeans_backend: str = "sklearn",
-        bootstrap_resamples: int = 0,
-        min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
-        **kwargs,
-    ) -> None:
+    def __init__(self, group_names: Sequence[str], settings: ReportSettings | None = None, **kwargs: Any) -> None:
+        report_fields = {field.name for field in dataclasses.fields(ReportSettings)}
+        options = {name: kwargs.pop(name) for name in list(kwargs) if name in report_fields}
         super().__init__(**kwargs)
-        check_kmeans_backend(kmeans_backend)
-        self.min_group_size = check_min_group_size(min_group_size)
+        self.settings = ReportSettings.build(settings, **options)
         self.group_names = [str(name) for name in group_names]
-        self.ks = tuple(int(k) for k in ks)
-        self.seed = seed
-        self.leakage = leakage
-        self.memory_budget_bytes = memory_budget_bytes
-        self.distance = distance
-        self.n_init = n_init
-        self.kmeans_backend = kmeans_backend
-        self.bootstrap_resamples = bootstrap_resamples
         for state in ("embeddings", "labels", "groups", "indices"):
             self.add_state(state, default=[], dist_reduce_fx="cat")
 
@@ -91,25 +74,15 @@ class EmbeddingFairness(Metric):
     def compute(self) -> dict:
         """The report of every distinct sample seen (across processes), see `fairness_report`."""
         if isinstance(self.embeddings, list) and not self.embeddings:
-            raise ValueError(
-                "EmbeddingFairness.compute() called before any update(): no embeddings to evaluate"
-            )
+            raise ValueError("EmbeddingFairness.compute() called before any update(): no embeddings to evaluate")
         indices = dim_zero_cat(self.indices)
         keep = drop_duplicate_indices(indices)
         report = fairness_report(
             dim_zero_cat(self.embeddings)[keep],
             dim_zero_cat(self.labels)[keep],
             dim_zero_cat(self.groups)[keep],
-            ks=self.ks,
-            seed=self.seed,
-            group_names=self.group_names,
-            leakage=self.leakage,
-            distance=self.distance,
-            memory_budget_bytes=self.memory_budget_bytes,
-            n_init=self.n_init,
-            kmeans_backend=self.kmeans_backend,
-            bootstrap_resamples=self.bootstrap_resamples,
-            min_group_size=self.min_group_size,
+            self.settings,
+            self.group_names,
         )
         report["excluded"]["duplicate_indices"] = int(indices.shape[0] - keep.shape[0])
         return report

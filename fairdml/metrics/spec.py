@@ -11,6 +11,9 @@ Why each direction (it decides "worst_group"):
 - intra_alignment: lower is better (tighter classes); the worst group has the highest value.
 - uniformity: lower is better (more evenly spread); the worst group has the highest value (most concentrated).
 - attribute_leakage: lower is better (closer to chance); reported overall only.
+
+A per-set metric is computed from its spec (`compute`, a "module:function" path the report imports when it
+runs), so `register_metric` adds one without touching the report; the built-in specs are below.
 """
 
 from __future__ import annotations
@@ -21,18 +24,36 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["per_query", "per_set", "overall"]
+_COMPUTE_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """A report metric. `scope`: "per_query" is a mean over queries (a group's queries for its value, against
-    the whole gallery), "per_set" is computed on a group's samples alone, "overall" has no per-group value."""
+    the whole gallery), "per_set" is computed on a group's samples alone, "overall" has no per-group value.
+
+    `compute` (per_set metrics only, and required for them): "module:function", imported by the report when
+    it runs (this module stays free of torch). The function is called as `fn(embeddings (N, D) L2-normalised,
+    labels (N,), settings: ReportSettings) -> float | None` once on all samples and once per group; None
+    means undefined (say why with a `FairnessMetricWarning`: the report lists it under "warnings").
+    """
 
     name: str  # report and log key, e.g. "recall@1"
     label: str  # the card's column header and definition label
     definition: str  # one line for the card
     higher_is_better: bool
     scope: Scope
+    compute: str | None = None  # e.g. "fairdml.metrics.functional.set_metrics:nmi"
+
+    def __post_init__(self) -> None:
+        if self.compute is not None and not _COMPUTE_PATH.fullmatch(self.compute):
+            raise ValueError(f"metric {self.name!r}: compute must be 'module:function', got {self.compute!r}")
+        if (self.compute is not None) != (self.scope == "per_set"):
+            raise ValueError(
+                f"metric {self.name!r}: a per_set metric needs compute='module:function' and only a per_set "
+                f"metric has one (per_query and overall figures are built into the report); got "
+                f"scope={self.scope!r}, compute={self.compute!r}"
+            )
 
     @property
     def per_group(self) -> bool:
@@ -44,8 +65,10 @@ _RECALL = re.compile(r"recall@(\d+)")
 _RECALL_LABEL = "Recall@{k}"
 _RECALL_DEFINITION = "share of queries with a same-class sample among their k = {k} nearest neighbours (query excluded)"
 
+_SET_METRICS = "fairdml.metrics.functional.set_metrics:"  # the built-in per-set metrics' module
+
 # After recall@k, in report order.
-_FIXED_SPECS = (
+_BUILTIN_SPECS = (
     MetricSpec(
         name="map@r",
         label="mAP@R",
@@ -59,6 +82,7 @@ _FIXED_SPECS = (
         definition="normalised mutual information of k-means clusters (one per class) with the classes",
         higher_is_better=True,
         scope="per_set",
+        compute=_SET_METRICS + "nmi",
     ),
     MetricSpec(
         name="inter_alignment",
@@ -66,6 +90,7 @@ _FIXED_SPECS = (
         definition="mean squared distance between classes: much smaller than other groups' = a collapsed group",
         higher_is_better=True,
         scope="per_set",
+        compute=_SET_METRICS + "inter_alignment",
     ),
     MetricSpec(
         name="intra_alignment",
@@ -73,6 +98,7 @@ _FIXED_SPECS = (
         definition="mean squared distance within a class: lower = tighter",
         higher_is_better=False,
         scope="per_set",
+        compute=_SET_METRICS + "intra_alignment",
     ),
     MetricSpec(
         name="uniformity",
@@ -80,6 +106,7 @@ _FIXED_SPECS = (
         definition="log mean exp(-2 d²) over pairs: lower = spread more evenly",
         higher_is_better=False,
         scope="per_set",
+        compute=_SET_METRICS + "uniformity",
     ),
     MetricSpec(
         name="attribute_leakage",
@@ -89,7 +116,8 @@ _FIXED_SPECS = (
         scope="overall",
     ),
 )
-_BY_NAME = {spec.name: spec for spec in _FIXED_SPECS}
+_BUILTIN_BY_NAME = {spec.name: spec for spec in _BUILTIN_SPECS}
+_REGISTERED: dict[str, MetricSpec] = {}  # name -> spec, in registration order
 
 
 def _recall_spec(k: int | str) -> MetricSpec:
@@ -99,14 +127,43 @@ def _recall_spec(k: int | str) -> MetricSpec:
 
 
 def metric_specs(ks: Sequence[int]) -> list[MetricSpec]:
-    """Every metric of a report with these k values, in report order (attribute_leakage, overall only, last)."""
-    return [_recall_spec(k) for k in ks] + list(_FIXED_SPECS)
+    """Every metric of a report with these k values, in report order: recall@k, the other per-group metrics
+    (registered ones after the built-in), then the overall-only ones (attribute_leakage)."""
+    others = [*_BUILTIN_SPECS, *_REGISTERED.values()]
+    return (
+        [_recall_spec(k) for k in ks]
+        + [spec for spec in others if spec.per_group]
+        + [spec for spec in others if not spec.per_group]
+    )
 
 
 def metric_spec(name: str) -> MetricSpec | None:
     """The spec of a report metric key (recall@<k> for any k); None for other figures (downstream, FMR/FNMR)."""
     match = _RECALL.fullmatch(name)
-    return _recall_spec(match.group(1)) if match else _BY_NAME.get(name)
+    if match:
+        return _recall_spec(match.group(1))
+    return _BUILTIN_BY_NAME.get(name) or _REGISTERED.get(name)
+
+
+def register_metric(spec: MetricSpec) -> MetricSpec:
+    """Add a per-set metric to every report made from now on, in this process (register it where your module
+    is imported, so each DDP process has it). The report, its group gaps and worst group, the log keys, the
+    checkpoint monitor's valid keys and the card's labels all follow the spec; returns it."""
+    if spec.scope != "per_set":
+        raise ValueError(f"metric {spec.name!r}: only per_set metrics can be registered, got scope={spec.scope!r}")
+    if not spec.name or "/" in spec.name:
+        raise ValueError(f"metric name {spec.name!r} must be non-empty and without '/' (it is a log-key part)")
+    if metric_spec(spec.name) is not None:
+        raise ValueError(f"a metric named {spec.name!r} already exists; unregister_metric({spec.name!r}) first")
+    _REGISTERED[spec.name] = spec
+    return spec
+
+
+def unregister_metric(name: str) -> MetricSpec:
+    """Remove a metric added by `register_metric` (tests, notebooks) and return its spec; built-ins stay."""
+    if name not in _REGISTERED:
+        raise ValueError(f"no registered metric {name!r}; registered: {sorted(_REGISTERED)}")
+    return _REGISTERED.pop(name)
 
 
 def higher_is_better(metric: str) -> bool:

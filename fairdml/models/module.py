@@ -17,6 +17,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, flatten_report
+from fairdml.metrics.settings import ReportSettings
 from fairdml.models.embedding import EmbeddingModel
 
 LossTerm = Callable[["DMLModule", dict], dict[str, torch.Tensor]]
@@ -39,16 +40,9 @@ class DMLModule(L.LightningModule):
         self._loss_terms: list[LossTerm] = []
         self.group_attribute = group_attribute
         self.skipped_nonfinite = 0
-        eval_cfg = config["evaluation"]
-        min_group_size = eval_cfg.get("min_group_size", 30)  # .get: checkpoints from before the key
-        self.val_fairness = EmbeddingFairness(
-            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["val_leakage"],
-            min_group_size=min_group_size,
-        )  # fmt: skip
-        self.test_fairness = EmbeddingFairness(
-            group_names, ks=eval_cfg["ks"], seed=config["seed"], leakage=eval_cfg["leakage"],
-            min_group_size=min_group_size,
-        )  # fmt: skip
+        eval_cfg, seed = config["evaluation"], config["seed"]
+        self.val_fairness = EmbeddingFairness(group_names, ReportSettings.from_config(eval_cfg, seed, "val"))
+        self.test_fairness = EmbeddingFairness(group_names, ReportSettings.from_config(eval_cfg, seed, "test"))
         self.reports: dict[str, dict] = {}
 
     # -- extension points for callbacks --------------------------------------------------------------

@@ -6,7 +6,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fairdml.metrics.functional.report import DEFAULT_MIN_GROUP_SIZE, check_min_group_size, fairness_report
+from fairdml.metrics.functional.report import fairness_report
+from fairdml.metrics.settings import DEFAULT_MIN_GROUP_SIZE, ReportSettings
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import format_report_table, save_report
 from fairdml.run_layout import RunPaths
@@ -39,24 +40,16 @@ def run_audit(
     With `model_card`, also the model card (MODEL_CARD.md, model_card.html) in `out_dir`.
     `kmeans_backend="faiss"` makes NMI fast on large sets (see `fairness_report`). Groups with fewer than
     `min_group_size` samples are flagged "small" and not named worst (see `fairness_report`). A bad `out_dir`,
-    `min_group_size` or card inputs file fails before the embeddings are read.
+    report option (`ReportSettings`) or card inputs file fails before the embeddings are read.
     """
     out = check_out_dir(out_dir)
-    min_group_size = check_min_group_size(min_group_size)
+    settings = ReportSettings(ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend, min_group_size=min_group_size)
     if model_card and card_inputs is not None:  # the card comes last and only warns: check its inputs first
         from fairdml.reports.card.inputs import load_card_inputs
 
         load_card_inputs(card_inputs)
     arrays = load_embeddings_npz(npz_path)
-    report = fairness_report(
-        arrays["embeddings"],
-        arrays["labels"],
-        arrays["groups"],
-        ks=ks,
-        seed=seed,
-        kmeans_backend=kmeans_backend,
-        min_group_size=min_group_size,
-    )
+    report = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], settings)
     meta = {"source": str(npz_path)}
     if "group_attribute" in arrays:
         meta["group_attribute"] = str(arrays["group_attribute"])

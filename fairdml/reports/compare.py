@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from fairdml.reports.runs import FinishedRun, find_runs
+from fairdml.reports.runs import Run, find_runs
 from fairdml.reports.table import format_markdown, write_csv
 from fairdml.reports.tradeoff import group_settings, settings_table
 from fairdml.reports.tradeoff_plot import save_html, save_png
@@ -52,23 +52,23 @@ def run_compare(paths: Sequence[str], out: str | None = None, wandb: str = "auto
     return written
 
 
-def _wandb_mode(requested: str, runs: Sequence[FinishedRun]) -> str:
+def _wandb_mode(requested: str, runs: Sequence[Run]) -> str:
     """`auto`: online when the runs were logged online (and a key is set), otherwise not at all."""
-    from fairdml.reports.loggers import wandb_mode
+    from fairdml.loggers import wandb_mode
 
     if requested == "auto":
-        online = any(run.config.get("logger.wandb.mode") == "online" for run in runs)
+        online = any(run.flat_config.get("logger.wandb.mode") == "online" for run in runs)
         return wandb_mode("online") if online else "disabled"
     return wandb_mode(requested)
 
 
-def _log_to_wandb(mode: str, runs: Sequence[FinishedRun], table, written: dict[str, Path], name: str) -> None:
+def _log_to_wandb(mode: str, runs: Sequence[Run], table, written: dict[str, Path], name: str) -> None:
     """One W&B run of job type `compare` with the plot, the page and the table; failures only warn."""
     try:
         import wandb
 
-        project = runs[0].config.get("logger.wandb.project") or "fairdml"
-        entity = runs[0].config.get("logger.wandb.entity")
+        project = runs[0].flat_config.get("logger.wandb.project") or "fairdml"
+        entity = runs[0].flat_config.get("logger.wandb.entity")
         with wandb.init(
             project=project, entity=entity, job_type="compare", name=f"compare-{name}", mode=mode,
             dir=str(written["png"].parent), settings=wandb.Settings(init_timeout=30),

@@ -1,22 +1,30 @@
-"""Finished runs on disk (a folder with `config.yaml` and `report.json`), their headline figures and the
-settings that tell them apart. Shared by the local sweep's summary and `fairdml compare`.
+"""Finished runs on disk (docs/architecture.md, "Run folder"): one `Run` for the model card, the sweep summary
+and `fairdml compare`, their headline figures and the settings that tell runs apart.
+
+report.json is required and read at once (every reader needs it). The rest is read on first use: the
+embeddings (the card's threshold view), config.yaml and data_summary.json (the card says when they are
+missing), and the config as dotted keys (`flat_config`: what `fairdml compare` groups runs by).
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import yaml
 from omegaconf import OmegaConf
 
-from fairdml.config import TrainConfig
+from fairdml.nested import dotted_keys, get_path
 from fairdml.numbers import finite_number
+from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import load_report
-from fairdml.run_layout import RunPaths
+from fairdml.run_layout import CONFIG_FILE, EMBEDDINGS_FILE, REPORT_FILE, RunPaths
 
 # The figures a trade-off is read from.
 FIGURES = (
@@ -30,28 +38,112 @@ NOT_A_SETTING = ("seed", "run_dir", "output_dir", "resume")  # differ between ru
 
 
 @dataclass
-class FinishedRun:
+class Run:
+    """One run folder: its report, and its other files read when first asked for (None when absent)."""
+
     path: Path
-    config: dict[str, Any]  # dotted keys, e.g. {"parade.strength": 4.0}
     report: dict
+    embeddings_file: Path  # the run's embeddings_test.npz, or the .npz `fairdml audit` passes from elsewhere
+
+    @functools.cached_property
+    def arrays(self) -> dict[str, np.ndarray] | None:
+        """embeddings (N, D), labels (N,), groups (N,) [, group_attribute]; checked as `fairdml audit` does."""
+        return load_embeddings_npz(self.embeddings_file) if self.embeddings_file.is_file() else None
+
+    @functools.cached_property
+    def config(self) -> dict | None:
+        """config.yaml as written (nested)."""
+        return _read_optional(RunPaths(self.path).config, yaml.safe_load)
+
+    @functools.cached_property
+    def data_summary(self) -> dict | None:
+        return _read_optional(RunPaths(self.path).data_summary, json.loads)
+
+    @functools.cached_property
+    def flat_config(self) -> dict[str, Any]:
+        """config.yaml as dotted keys (e.g. {"parade.strength": 4.0}); keys it lacks (added to fairdml after
+        the run) get today's defaults, so an older run is not told apart from a newer one of the same setting
+        by a key it could not have had."""
+        path = RunPaths(self.path).config
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{self.path} has no {CONFIG_FILE} (required to compare runs: written by `fairdml train`)"
+            )
+        config = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        return _defaults() | _callback_defaults(config) | dotted_keys(config)
 
     @property
     def seed(self) -> Any:
-        return self.config.get("seed")
+        return self.flat_config.get("seed")
 
     @functools.cached_property
     def figures(self) -> dict[str, float | None]:
         return report_figures(self.report)
 
+    @property
+    def group_attribute(self) -> str:
+        """The sensitive attribute's name, from the first file that records it."""
+        candidates = (
+            get_path(self.report, "meta.group_attribute"),
+            self.arrays.get("group_attribute") if self.arrays else None,
+            get_path(self.data_summary, "group_attribute"),
+            get_path(self.config, "data.sensitive_attribute"),
+        )
+        return next((str(v) for v in candidates if v is not None and str(v)), "group")
 
-def flatten(tree: Any, prefix: str = "", sep: str = ".") -> dict[str, Any]:
-    """Nested dicts to `sep`-joined keys; lists stay values (they are one setting, e.g. `data.split`)."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(flatten(value, f"{prefix}{sep}{key}" if prefix else str(key), sep))
-    return flat
+    @property
+    def dataset(self) -> str:
+        return str(get_path(self.data_summary, "dataset") or get_path(self.config, "data.name", "unknown"))
+
+
+def _read_optional(path: Path, parse: Callable[[str], Any]) -> dict | None:
+    value = parse(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return value if isinstance(value, dict) else None
+
+
+def _callback_defaults(config: dict) -> dict[str, Any]:
+    """Today's defaults of the run's callbacks' arguments (their signatures), as dotted keys."""
+    entries = config.get("callbacks") or {}
+    if not any(isinstance(entry, dict) and "_target_" in entry for entry in entries.values()):
+        return {}
+    from fairdml.callbacks.instantiate import signature_defaults  # here: only runs with callbacks need it
+
+    return dotted_keys({"callbacks": signature_defaults(entries)})
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    """Today's config defaults as dotted keys (built once: composing the schema costs ~45 ms)."""
+    from fairdml.config import TrainConfig  # here, not at the top: the card never needs Hydra
+
+    return dotted_keys(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
+
+
+def load_run(
+    folder: str | os.PathLike, embeddings: str | os.PathLike | None = None, need_embeddings: bool = False
+) -> Run:
+    """The run in `folder` (`embeddings` replaces its .npz); errors say which file is missing and who writes it.
+
+    `need_embeddings`: read and check the .npz now, so that a card needing it fails before writing anything.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"run folder not found: {path}")
+    paths = RunPaths(path)
+    if not paths.report.is_file():
+        raise FileNotFoundError(
+            f"{path} has no {REPORT_FILE} (required: written by `fairdml train` or `fairdml audit`)"
+        )
+    npz = Path(embeddings) if embeddings is not None else paths.embeddings
+    if need_embeddings and not npz.is_file():
+        raise FileNotFoundError(
+            f"{npz} not found (the threshold view needs the test embeddings: `fairdml train` writes "
+            f"{EMBEDDINGS_FILE}; pass threshold_view=False for a card without the view)"
+        )
+    run = Run(path, load_report(paths.report), npz)
+    if need_embeddings:
+        run.arrays  # noqa: B018 - read and checked now
+    return run
 
 
 def report_figures(report: dict) -> dict[str, float | None]:
@@ -72,27 +164,13 @@ def is_finished_run(folder: Path) -> bool:
     return RunPaths(folder).config.is_file() and RunPaths(folder).report.is_file()
 
 
-def load_run(folder: str | Path) -> FinishedRun:
-    """A finished run; keys its config.yaml lacks (added to fairdml after it ran) get today's defaults, so
-    an older run is not told apart from a newer one of the same setting by a key it could not have had."""
-    folder = Path(folder)
-    config = OmegaConf.to_container(OmegaConf.load(RunPaths(folder).config), resolve=True)
-    return FinishedRun(folder, _defaults() | flatten(config), load_report(RunPaths(folder).report))
-
-
-@functools.cache
-def _defaults() -> dict[str, Any]:
-    """Today's config defaults, flattened (built once: composing the schema costs ~45 ms)."""
-    return flatten(OmegaConf.to_container(OmegaConf.structured(TrainConfig)))
-
-
-def find_runs(paths: Iterable[str | Path]) -> list[FinishedRun]:
+def find_runs(paths: Iterable[str | Path]) -> list[Run]:
     """Every finished run at or below the given folders (a run folder, a sweep folder, or a tree of them)."""
     folders: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             raise FileNotFoundError(f"no such run or sweep folder: {path}")
-        found = [path] if is_finished_run(path) else sorted(p.parent for p in path.glob("**/report.json"))
+        found = [path] if is_finished_run(path) else sorted(p.parent for p in path.glob(f"**/{REPORT_FILE}"))
         # W&B keeps copies of report.json and a config.yaml of its own under wandb/: not runs
         found = [folder for folder in found if "wandb" not in folder.relative_to(path).parts]
         folders += [folder for folder in found if is_finished_run(folder) and folder not in folders]

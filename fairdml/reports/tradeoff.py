@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fairdml.reports.runs import FIGURES, FinishedRun, setting_label, varying_keys
+from fairdml.reports.runs import FIGURES, Run, setting_label, varying_keys
 
 
 @dataclass
@@ -18,7 +18,7 @@ class Setting:
 
     label: str
     values: dict[str, object]  # swept key -> value
-    runs: list[FinishedRun] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
 
     def samples(self, figure: str) -> list[float]:
         return [value for run in self.runs if (value := run.figures[figure]) is not None]
@@ -39,17 +39,18 @@ class Setting:
         return [run.seed for run in self.runs]
 
 
-def group_settings(runs: Sequence[FinishedRun]) -> tuple[list[Setting], list[str]]:
+def group_settings(runs: Sequence[Run]) -> tuple[list[Setting], list[str]]:
     """Group runs by the config keys that vary between them, seeds and paths excluded; each setting is
     labelled by the fewest of those keys that still tell the settings apart (`distinguishing_keys`)."""
-    configs = [run.config for run in runs]
+    configs = [run.flat_config for run in runs]
     keys = varying_keys(configs)
     shown = distinguishing_keys(configs, keys)
     settings: dict[str, Setting] = {}
     for run in runs:
-        full = setting_label(run.config, keys)
+        config = run.flat_config
+        full = setting_label(config, keys)
         if full not in settings:
-            settings[full] = Setting(setting_label(run.config, shown), {key: run.config.get(key) for key in keys})
+            settings[full] = Setting(setting_label(config, shown), {key: config.get(key) for key in keys})
         settings[full].runs.append(run)
     return list(settings.values()), keys
 

@@ -43,7 +43,7 @@ def correlation(
     "cosine" (fairdml's option): mean_batch ⟨e_a, normalize(P(e_c))⟩, which sees the sign.
     """
     if form not in CORRELATION_FORMS:
-        raise ValueError(f"parade.correlation must be one of {CORRELATION_FORMS}, got {form!r}")
+        raise ValueError(f"correlation form must be one of {CORRELATION_FORMS}, got {form!r}")
     products = F.normalize(attribute_embeddings, dim=-1) * F.normalize(predicted, dim=-1)
     return (products.pow(2) if form == "squared" else products).sum(dim=-1).mean()
 

@@ -1,21 +1,24 @@
 """The finDML report: every figure overall, per subgroup and as gaps, as one JSON-able dict.
 
-Per-subgroup semantics (the paper's): a query belongs to its own subgroup, the gallery is everyone; NMI and
-the geometry figures are computed on the group's samples alone.
+Per-subgroup semantics (the paper's): a query belongs to its own subgroup, the gallery is everyone; the
+per-set metrics (NMI, the geometry figures, any registered one) are computed on the group's samples alone,
+each by the function its `MetricSpec.compute` names.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from fairdml.metrics.functional._common import (
-    DEFAULT_MEMORY_BUDGET_BYTES,
     FairnessMetricWarning,
     as_tensor,
     check_embeddings,
@@ -24,15 +27,14 @@ from fairdml.metrics.functional._common import (
     l2_normalise,
     warn,
 )
-from fairdml.metrics.functional.clustering import check_kmeans_backend, kmeans_nmi
-from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
 from fairdml.metrics.functional.groups import group_gaps, group_intervals, masked_mean
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
-from fairdml.metrics.spec import metric_specs
+from fairdml.metrics.settings import ReportSettings
+from fairdml.metrics.spec import MetricSpec, metric_specs
 from fairdml.numbers import strict_json
 
-DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
+SetMetric = Callable[[Tensor, Tensor, ReportSettings], "float | None"]  # see MetricSpec.compute
 
 
 def metric_names(ks: Sequence[int]) -> list[str]:
@@ -53,45 +55,49 @@ def _warnings_prefixed(prefix: str) -> Iterator[None]:
             warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
 
 
+@functools.cache
+def _import_compute(path: str) -> SetMetric:
+    """The function a "module:function" path names (cached: a report calls it once per group)."""
+    module_name, _, function_name = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ImportError(f"cannot import the metric function {path!r}: {error}") from error
+
+
+def _set_metric_functions(specs: Sequence[MetricSpec]) -> dict[str, SetMetric]:
+    """name -> function of each per-set metric, imported before any work so a bad path fails at once."""
+    functions = {}
+    for spec in specs:
+        if spec.scope == "per_set":
+            try:
+                functions[spec.name] = _import_compute(spec.compute)
+            except ImportError as error:
+                raise ImportError(f"metric {spec.name!r}: {error}") from error
+    return functions
+
+
 def _set_metrics(
-    embeddings: Tensor, labels: Tensor, seed: int, n_init: int, kmeans_backend: str, memory_budget_bytes: int
+    functions: dict[str, SetMetric], embeddings: Tensor, labels: Tensor, settings: ReportSettings
 ) -> dict[str, float | None]:
-    """NMI and geometry on one set of samples (overall or a group's)."""
-    return {
-        "nmi": kmeans_nmi(embeddings, labels, seed=seed, n_init=n_init, backend=kmeans_backend),
-        "inter_alignment": inter_class_alignment(embeddings, labels),
-        "intra_alignment": intra_class_alignment(embeddings, labels),
-        "uniformity": uniformity(embeddings, memory_budget_bytes=memory_budget_bytes),
-    }
-
-
-def check_min_group_size(value: int) -> int:
-    """`min_group_size` as an int >= 1; checked before any work so a typo fails at once."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"min_group_size must be an integer >= 1 (1 flags no group as small), got {value!r}")
-    return int(value)
-
-
+    """Every per-set metric on one set of samples (overall or a group's)."""
+    values = {name: function(embeddings, labels, settings) for name, function in functions.items()}
+    return {name: None if value is None else float(value) for name, value in values.items()}
 
 
 def fairness_report(
     embeddings: Tensor | np.ndarray,
     labels: Tensor | np.ndarray,
     groups: Tensor | np.ndarray | Sequence,
-    ks: Sequence[int] = (1, 2, 4, 8),
-    seed: int = 0,
+    settings: ReportSettings | None = None,
     group_names: Sequence[str] | None = None,
-    leakage: bool = True,
-    *,
-    distance: str = "euclidean",
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    n_init: int = 1,
-    kmeans_backend: str = "sklearn",
-    bootstrap_resamples: int = 0,
-    confidence: float = 0.95,
-    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    **options: Any,
 ) -> dict:
     """finDML report of (N, D) embeddings with (N,) class labels and (N,) subgroups (codes or strings).
+
+    `settings` (a `ReportSettings`; default: its defaults) holds every option; keyword `options` (ks=, seed=,
+    leakage=, min_group_size=, ...) build or override it, as the report's keywords always did. An invalid
+    option raises before any work.
 
     Embeddings are L2-normalised first (the paper's Z; a no-op for a normalised head). NaN/inf rows raise a
     ValueError naming how many. Edge cases (empty group, single-sample class, k > gallery, single group,
@@ -103,13 +109,10 @@ def fairness_report(
     larger group has a value (`group_gaps` documents the gap keys added then). 1 flags no group (the old
     behaviour); a report without small groups has exactly the old keys, plus settings.min_group_size.
     """
+    settings = ReportSettings.build(settings, **options)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FairnessMetricWarning)
-        report = _build_report(
-            embeddings, labels, groups, ks, seed, group_names, leakage,
-            distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence,
-            min_group_size,
-        )  # fmt: skip
+        report = _build_report(embeddings, labels, groups, settings, group_names)
     messages = []
     for item in caught:
         if issubclass(item.category, FairnessMetricWarning) and str(item.message) not in messages:
@@ -119,42 +122,41 @@ def fairness_report(
     return strict_json(report)
 
 
-def _build_report(
-    embeddings, labels, groups, ks, seed, group_names, leakage,
-    distance, memory_budget_bytes, n_init, kmeans_backend, bootstrap_resamples, confidence, min_group_size,
-) -> dict:  # fmt: skip
-    check_kmeans_backend(kmeans_backend)  # fail before the expensive retrieval, not after it
-    min_group_size = check_min_group_size(min_group_size)
+def _build_report(embeddings, labels, groups, settings: ReportSettings, group_names) -> dict:
+    specs = metric_specs(settings.ks)
+    set_functions = _set_metric_functions(specs)  # fail before the expensive retrieval, not after it
     x = check_embeddings(as_tensor(embeddings, "embeddings"))
     n = x.shape[0]
     y = check_labels(as_tensor(labels, "labels"), n).to(x.device)
     codes, names = encode_groups(groups, group_names, n)
     codes = codes.to(x.device)
-    ks = list(dict.fromkeys(int(k) for k in ks))
+    ks = settings.ks
     z = l2_normalise(x)
-    group_specs = [spec for spec in metric_specs(ks) if spec.per_group]
 
-    retrieval = retrieval_per_query(z, y, ks, distance=distance, memory_budget_bytes=memory_budget_bytes)
+    retrieval = retrieval_per_query(
+        z, y, ks, distance=settings.distance, memory_budget_bytes=settings.memory_budget_bytes
+    )
     per_query = {f"recall@{k}": retrieval.recall[k] for k in ks}
     per_query["map@r"] = retrieval.map_at_r
     everyone = torch.ones(n, dtype=torch.bool, device=x.device)
 
     overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
-    overall |= _set_metrics(z, y, seed, n_init, kmeans_backend, memory_budget_bytes)
+    overall |= _set_metrics(set_functions, z, y, settings)
     chance, leakage_split = None, None
-    if leakage:
-        probe = attribute_leakage(z, codes, y, seed=seed)
+    if settings.leakage:
+        probe = attribute_leakage(z, codes, y, seed=settings.seed)
         overall["attribute_leakage"], chance = probe.balanced_accuracy, probe.chance_level
         leakage_split = probe.split
     else:
         overall["attribute_leakage"] = None
 
+    group_specs = [spec for spec in specs if spec.per_group]
     group_entries, excluded_by_group = {}, {}
     for code, name in enumerate(names):
         mask = codes == code
         n_group = int(mask.sum())
         entry: dict = {"n": n_group}
-        if 0 < n_group < min_group_size:
+        if 0 < n_group < settings.min_group_size:
             entry["small"] = True
         excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
         if n_group == 0:
@@ -166,9 +168,30 @@ def _build_report(
                     entry[metric] = masked_mean(values, mask)
                 if entry[f"recall@{ks[0]}"] is None:
                     warn("no query has a positive in the gallery; recall@k and map@r are None")
-                entry |= _set_metrics(z[mask], y[mask], seed, n_init, kmeans_backend, memory_budget_bytes)
+                entry |= _set_metrics(set_functions, z[mask], y[mask], settings)
         group_entries[name] = entry
 
+    report = {
+        "n": n,
+        "overall": overall,
+        "groups": group_entries,
+        "gaps": _gaps(group_entries, group_specs, settings.min_group_size),
+        "excluded": {
+            "queries_without_positive": int((~retrieval.has_positive).sum()),
+            "queries_without_positive_by_group": excluded_by_group,
+        },
+        "chance_level": {"attribute_leakage": chance},
+        "settings": settings.as_report(retrieval.effective_ks, leakage_split),
+    }
+    if settings.bootstrap_resamples > 0:
+        report["intervals"] = group_intervals(
+            per_query, codes, names, settings.bootstrap_resamples, settings.confidence, settings.seed
+        )
+    return report
+
+
+def _gaps(group_entries: dict[str, dict], group_specs: Sequence[MetricSpec], min_group_size: int) -> dict:
+    """Gap, ratio and worst group per metric; warns about a lone group and each small group first."""
     populated = [name for name, entry in group_entries.items() if entry["n"] > 0]
     if len(populated) == 1:
         warn(f"only one group ({populated[0]!r}) has samples: gaps are 0 and ratios 1 by definition")
@@ -178,38 +201,9 @@ def _build_report(
             f"group {name!r} is small: n={group_entries[name]['n']} < min_group_size={min_group_size}; its "
             "figures are uncertain and it is not picked as worst_group while a larger group has a value"
         )
-    gaps = {
+    return {
         spec.name: group_gaps(
             {g: e[spec.name] for g, e in group_entries.items()}, spec.higher_is_better, small_groups=small or None
         )
         for spec in group_specs
     }
-    report = {
-        "n": n,
-        "overall": overall,
-        "groups": group_entries,
-        "gaps": gaps,
-        "excluded": {
-            "queries_without_positive": int((~retrieval.has_positive).sum()),
-            "queries_without_positive_by_group": excluded_by_group,
-        },
-        "chance_level": {"attribute_leakage": chance},
-        "settings": {
-            "ks": ks,
-            "effective_ks": {str(k): v for k, v in retrieval.effective_ks.items()},
-            "seed": seed,
-            "distance": distance,
-            "kmeans_n_init": n_init,
-            "kmeans_backend": kmeans_backend,
-            "alpha": 2,
-            "t": 2,
-            "leakage": leakage,
-            "leakage_split": leakage_split,
-            "bootstrap_resamples": bootstrap_resamples,
-            "min_group_size": min_group_size,
-        },
-    }
-    if bootstrap_resamples > 0:
-        report["intervals"] = group_intervals(per_query, codes, names, bootstrap_resamples, confidence, seed)
-        report["settings"]["confidence"] = confidence
-    return report

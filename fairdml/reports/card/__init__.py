@@ -7,7 +7,7 @@ folder (docs/architecture.md); what only a person knows comes from a YAML file
 (configs/card/card_inputs.yaml) and shows as a marked prompt when missing.
 
 Modules, in the order the data flows:
-  inputs.py        the person-only fields (YAML)            run.py            reading the run folder
+  inputs.py        the person-only fields (YAML)            ../runs.py        reading the run folder (Run)
   verification.py  threshold-view numbers (per-group FMR/FNMR from metrics.functional.thresholds)
   blocks.py        content model + number formatting        metric_names.py   metric labels
   sections.py / datasheet.py / results.py                   the card's sections (Mitchell et al.'s order)

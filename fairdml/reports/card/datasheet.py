@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fairdml.reports.card.blocks import Block, Section, Table, Text, fmt_number, fmt_percent
-from fairdml.reports.card.run import Run
+from fairdml.reports.runs import Run
 
 SPLIT_HEADERS = ["Split", "Samples", "Classes", "Minority share", "Imbalance ratio (largest/smallest group)"]
 GROUP_HEADERS = ["Split", "Group", "Samples", "Share of split", "Classes", "Images per class (mean)"]

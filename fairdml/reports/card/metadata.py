@@ -17,8 +17,8 @@ from fairdml.reports.card.blocks import value_of
 from fairdml.reports.card.inputs import CardInputs
 from fairdml.reports.card.metric_names import metric_info
 from fairdml.reports.card.results import downstream_tasks, flat_report
-from fairdml.reports.card.run import Run
 from fairdml.reports.card.verification import Verification
+from fairdml.reports.runs import Run
 
 TASK = {
     "task_type": "image-feature-extraction",

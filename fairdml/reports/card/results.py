@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fairdml.nested import dotted_keys
 from fairdml.reports.card.blocks import (
     Block,
     Heading,
@@ -19,12 +20,12 @@ from fairdml.reports.card.blocks import (
     value_of,
 )
 from fairdml.reports.card.metric_names import metric_header
-from fairdml.reports.card.run import Run
 from fairdml.reports.card.verification import Verification, rate_gap
-from fairdml.reports.runs import flatten as flatten_keys
+from fairdml.reports.runs import Run
 
 GAP_HEADERS = ["Metric", "Max − min", "Min / max", "Worst group"]
 SMALL_FLAG = "⚠ small"  # after a group flagged "small" in report.json (n below settings.min_group_size)
+FIGURE_PATH = " / "  # joins the keys of a nested figure whose shape the card does not know: "fairness / dp"
 
 
 def small_group_note(report: dict) -> str:
@@ -84,14 +85,15 @@ def gap_table(gaps: dict, header: Any = metric_header, note: str = "") -> Table:
     return Table(GAP_HEADERS, rows, note=note)
 
 
-def flatten(value: Any) -> list[tuple[str, Any]]:
-    """Nested mappings as ("a / b", leaf) pairs, for figures whose shape the card does not know."""
-    return list(flatten_keys(value, sep=" / ").items())
-
-
 def _flat_metrics(values: dict) -> dict[str, Any]:
     """A slice's metrics with nested ones (e.g. {"fairness": {"dp": v}}) as "fairness / dp"; "n" dropped."""
-    return {k: v for k, v in flatten({k: v for k, v in values.items() if k != "n"}) if k}
+    flat = dotted_keys({k: v for k, v in values.items() if k != "n"}, FIGURE_PATH)
+    return {k: v for k, v in flat.items() if k}
+
+
+def _figure_rows(figures: dict) -> list[list[str]]:
+    """One [name, value] row per leaf of `figures` (nested names joined with FIGURE_PATH)."""
+    return [[name, fmt_number(value)] for name, value in dotted_keys(figures, FIGURE_PATH).items()]
 
 
 def _report_like(entry: Any) -> bool:
@@ -139,7 +141,7 @@ def downstream_blocks(downstream: Any) -> list[Block]:
     ]
     setup = {k: v for k, v in downstream.items() if not _holds_report(v)}  # label, protocol, ...
     if setup:
-        blocks.append(Table(["Setting", "Value"], [[k, fmt_number(v)] for k, v in flatten(setup)]))
+        blocks.append(Table(["Setting", "Value"], _figure_rows(setup)))
     for name, entry in downstream_tasks(downstream):
         flat = flat_report(entry)
         slices = [flat["overall"], *flat["groups"].values()]
@@ -149,7 +151,7 @@ def downstream_blocks(downstream: Any) -> list[Block]:
             blocks.append(gap_table(entry["gaps"], header=str))
         other = {k: v for k, v in entry.items() if k not in ("n", "overall", "groups", "gaps", "intervals")}
         if other:
-            blocks.append(Table(["Figure", "Value"], [[k, fmt_number(v)] for k, v in flatten(other)]))
+            blocks.append(Table(["Figure", "Value"], _figure_rows(other)))
     return blocks
 
 

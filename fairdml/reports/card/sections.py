@@ -11,6 +11,7 @@ import json
 import yaml
 
 from fairdml import __version__
+from fairdml.nested import dotted_keys
 from fairdml.reports.card.blocks import (
     Block,
     Bullets,
@@ -27,13 +28,32 @@ from fairdml.reports.card.datasheet import evaluation_data_section, training_dat
 from fairdml.reports.card.inputs import CardInputs
 from fairdml.reports.card.metric_names import metric_info
 from fairdml.reports.card.results import SMALL_FLAG, quantitative_section
-from fairdml.reports.card.run import Run, get_path
 from fairdml.reports.card.verification import Verification
+from fairdml.reports.runs import Run, get_path
 
-PARADE_TEXT = (
-    "PARADE trains an attribute embedding beside the class embedding and removes their correlation "
-    "adversarially; strength is ρ′ (sum over dimensions, ρ′ = ρ/D in the mean-over-dims form)."
-)
+
+def _mitigations(run: Run) -> dict[str, dict]:
+    """`report["mitigations"]`: each mitigation's title, summary, settings and measured figures."""
+    return run.report.get("mitigations") or {}
+
+
+def mitigation_names(run: Run) -> str:
+    return ", ".join(str(entry.get("title", name)) for name, entry in _mitigations(run).items()) or "none"
+
+
+def _mitigation_blocks(run: Run) -> list[Block]:
+    """One heading per mitigation the run trained with: what it does, its settings, what it measured."""
+    blocks: list[Block] = []
+    for name, entry in _mitigations(run).items():
+        settings = [[key, json.dumps(value)] for key, value in (entry.get("settings") or {}).items()]
+        blocks += [Heading(str(entry.get("title", name))), Text(str(entry.get("summary", "")))]
+        blocks.append(Table(["Setting", "Value"], settings) if settings else Text("No settings."))
+        measured = dotted_keys(entry.get("measured") or {})
+        if measured:
+            rows = [[key, fmt_number(value, 4) if isinstance(value, float) else json.dumps(value)]
+                    for key, value in measured.items()]  # fmt: skip
+            blocks.append(Table(["Measured at the test", "Value"], rows))
+    return blocks
 
 
 def _facts(run: Run, model_name: str) -> list[list[str]]:
@@ -51,22 +71,19 @@ def _facts(run: Run, model_name: str) -> list[list[str]]:
         ["Loss", f"{get_path(config, 'loss.name', 'n/a')} (miner: {get_path(config, 'loss.miner', 'none')})"],
         ["Training", f"{fmt_number(epochs)} epochs, optimiser {get_path(config, 'optim.name', 'n/a')}, "
          f"seed {fmt_number(seed)}"],
-        ["PARADE (attribute de-correlation)", "enabled" if run.parade_enabled else "disabled"],
+        ["Mitigations", mitigation_names(run)],
         ["Run folder", run.path.name],
         ["Software", f"fairdml {__version__}"],
     ]  # fmt: skip
 
 
 def model_details_section(run: Run, inputs: CardInputs, model_name: str) -> Section:
-    """What the model is, who made it, and how it was trained (PARADE settings included)."""
+    """What the model is, who made it, and how it was trained (each mitigation's settings included)."""
     rows = _facts(run, model_name) + ([["Citation", inputs.citation]] if inputs.citation else [])
     blocks: list[Block] = [*user_blocks(inputs.description, "description"), Table(["Field", "Value"], rows)]
     for key in ("developers", "license", "contact"):
         blocks += [Heading(key.capitalize()), *user_blocks(getattr(inputs, key), key)]
-    if run.parade_enabled:
-        parade = get_path(run.config, "parade") or {}
-        settings = [[str(k), json.dumps(v)] for k, v in parade.items()]
-        blocks += [Heading("PARADE settings"), Text(PARADE_TEXT), Table(["Setting", "Value"], settings)]
+    blocks += _mitigation_blocks(run)
     if run.config:
         config_yaml = yaml.safe_dump(run.config, sort_keys=False)
         blocks.append(Code("Full training configuration (config.yaml)", config_yaml))
@@ -145,7 +162,8 @@ def metrics_section(run: Run, verification: Verification | None) -> Section:
 
 
 def ethics_section(run: Run, inputs: CardInputs) -> Section:
-    use = "evaluation and for PARADE's de-correlation during training" if run.parade_enabled else "evaluation"
+    titles = mitigation_names(run)
+    use = f"evaluation and, in training, for: {titles}" if _mitigations(run) else "evaluation"
     blocks: list[Block] = [Text(f"The sensitive attribute '{run.group_attribute}' was used for {use}.")]
     blocks += user_blocks(inputs.ethical_considerations, "ethical_considerations")
     return Section("ethical-considerations", "Ethical considerations", blocks)

@@ -21,8 +21,7 @@ from fairdml.reports.card.metadata import build_card_data
 from fairdml.reports.card.render_html import render_html
 from fairdml.reports.card.render_markdown import render_markdown
 from fairdml.reports.card.results import SMALL_FLAG
-from fairdml.reports.card.run import Run, get_path, load_run
-from fairdml.reports.card.sections import build_sections
+from fairdml.reports.card.sections import build_sections, mitigation_names
 from fairdml.reports.card.threshold_html import COLORS
 from fairdml.reports.card.verification import (
     Verification,
@@ -30,6 +29,7 @@ from fairdml.reports.card.verification import (
     verification_summary,
     view_data,
 )
+from fairdml.reports.runs import Run, get_path, load_run
 
 CARD_FILES = {"markdown": "MODEL_CARD.md", "html": "model_card.html", "data": "model_card_data.json"}
 SIDECAR_SCHEMA = "fairdml-model-card/1"
@@ -51,7 +51,7 @@ def _chips(run: Run, verification: Verification | None) -> list[tuple[str, str]]
             chips.append(("Recall@1 gap", f"{fmt_number(gap['max_minus_min'], 3)} (worst: {worst})"))
     if verification is not None:
         chips.append(("Operating threshold", fmt_number(verification.operating_threshold, 3)))
-    chips.append(("PARADE", "on" if run.parade_enabled else "off"))
+    chips.append(("Mitigations", mitigation_names(run)))
     return chips
 
 

@@ -1,4 +1,4 @@
-"""Loggers for every run: a CSV logger always (local files that need no W&B), W&B offline by default.
+"""The W&B logger of a run: offline by default, and a W&B failure never fails the run.
 
 Online `wandb.init` without a network hangs and then raises inside `Trainer.fit` (PITFALLS.md), so W&B
 is offline unless the user asks for online and has a key, the W&B run starts here (not lazily inside the
@@ -22,7 +22,6 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from fairdml.atomic import write_text
-from fairdml.reports.csv_logger import ResumableCSVLogger
 from fairdml.run_layout import WANDB_RUN_ID_FILE, RunPaths
 
 
@@ -130,22 +129,6 @@ def create_wandb_logger(
     except Exception as error:  # noqa: BLE001
         warnings.warn(f"W&B logger disabled: {error!r}", stacklevel=2)
         return None
-
-
-def create_loggers(
-    logger_cfg: dict, run_dir: Path, run_name: str, config: dict, csv_keep_rows: int | None = None
-) -> list[Logger]:
-    """CSV logger (if `logger.csv`) and the W&B logger (if enabled and it starts).
-
-    `csv_keep_rows`: on a resume, the `metrics.csv` rows the checkpoint had seen; later rows are dropped.
-    """
-    loggers: list[Logger] = []
-    if logger_cfg["csv"]:
-        loggers.append(ResumableCSVLogger(save_dir=str(run_dir), name="csv", version="", keep_rows=csv_keep_rows))
-    wandb_logger = create_wandb_logger(logger_cfg["wandb"], run_dir, run_name, config)
-    if wandb_logger is not None:
-        loggers.append(wandb_logger)
-    return loggers
 
 
 def find_wandb_logger(loggers: list[Logger]) -> SafeWandbLogger | None:

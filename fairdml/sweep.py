@@ -26,10 +26,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
 from fairdml.config import compose_config
-from fairdml.reports.report import load_report
-from fairdml.reports.runs import FIGURES, is_finished_run, report_figures
+from fairdml.reports.runs import FIGURES, is_finished_run, load_run
 from fairdml.reports.table import format_markdown, write_csv
-from fairdml.run_layout import RunPaths
 
 MANIFEST = "sweep.json"
 LOG_TAIL_LINES = 15
@@ -181,7 +179,7 @@ def summary_rows(folder: Path) -> tuple[list[str], list[list]]:
         values = dict(override.split("=", 1) for override in record["overrides"])
         row = [record["run_dir"], record["status"], *(values.get(key, "") for key in swept)]
         finished = record["status"] == "finished"
-        figures = report_figures(load_report(RunPaths(folder / record["run_dir"]).report)) if finished else {}
+        figures = load_run(folder / record["run_dir"]).figures if finished else {}
         rows.append(row + [figures.get(name) for name in FIGURES])
     return columns, rows
 
