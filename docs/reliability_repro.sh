@@ -17,9 +17,9 @@ python -c "
 import csv,json; rows=[r for r in csv.DictReader(open('heavy/csv/metrics.csv')) if r.get('val/recall@1')]; print('validated epochs', [r['epoch'] for r in rows]); print('best_checkpoint', repr(json.load(open('heavy/report.json'))['meta']['best_checkpoint']))"
 echo "== 2. SIGKILL after batch 2 of epoch 1, resume=last vs uninterrupted (3 epochs)"
 K="$T trainer.max_epochs=3 trainer.log_every_n_steps=1 checkpoint.monitor=train/loss checkpoint.mode=min"
-python $HERE/tests/fault_runner.py none $K run_dir=ref > ref.log 2>&1
-python $HERE/tests/fault_runner.py train:1:2 $K run_dir=killed > killed.log 2>&1; echo "killed: exit $?"
-python $HERE/tests/fault_runner.py none $K run_dir=killed resume=last > resumed.log 2>&1; echo "resumed: exit $?"
+python $HERE/tests/helpers/fault_runner.py none $K run_dir=ref > ref.log 2>&1
+python $HERE/tests/helpers/fault_runner.py train:1:2 $K run_dir=killed > killed.log 2>&1; echo "killed: exit $?"
+python $HERE/tests/helpers/fault_runner.py none $K run_dir=killed resume=last > resumed.log 2>&1; echo "resumed: exit $?"
 python -c "
 import csv,json
 a=json.load(open('ref/report.json')); b=json.load(open('killed/report.json'))

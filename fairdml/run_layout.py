@@ -20,6 +20,18 @@ CHECKPOINTS_DIR = "checkpoints"
 CSV_DIR = "csv"
 
 
+class _File:
+    """`RunPaths(folder).<attribute>` is `folder / name` (one line per file instead of a property each)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, paths: RunPaths | None, owner: type | None = None) -> Path:
+        if paths is None:
+            raise AttributeError(f"the path of {self.name} needs a run folder: RunPaths(folder)")
+        return paths.root / self.name
+
+
 @dataclass(frozen=True)
 class RunPaths:
     """The paths of one run folder's files."""
@@ -29,30 +41,10 @@ class RunPaths:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))  # a str folder works too
 
-    @property
-    def config(self) -> Path:
-        return self.root / CONFIG_FILE
-
-    @property
-    def report(self) -> Path:
-        return self.root / REPORT_FILE
-
-    @property
-    def embeddings(self) -> Path:
-        return self.root / EMBEDDINGS_FILE
-
-    @property
-    def data_summary(self) -> Path:
-        return self.root / DATA_SUMMARY_FILE
-
-    @property
-    def selection(self) -> Path:
-        return self.root / SELECTION_FILE
-
-    @property
-    def model(self) -> Path:
-        return self.root / MODEL_FILE
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / CHECKPOINTS_DIR
+    config = _File(CONFIG_FILE)
+    report = _File(REPORT_FILE)
+    embeddings = _File(EMBEDDINGS_FILE)
+    data_summary = _File(DATA_SUMMARY_FILE)
+    selection = _File(SELECTION_FILE)
+    model = _File(MODEL_FILE)
+    checkpoints = _File(CHECKPOINTS_DIR)

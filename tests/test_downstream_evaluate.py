@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_datasets import population, write_population
+from helpers.fixtures_datasets import population, write_population
 from omegaconf import OmegaConf
 
 from fairdml.cli import main

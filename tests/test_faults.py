@@ -1,7 +1,7 @@
 """Fault injection: killed runs resume to the same figures, run folders never mix, export uses the run's
 own selection, every bad value or file is one clear line before any work (docs/reliability.md).
 
-The SIGKILL tests run `tests/fault_runner.py` in subprocesses and are marked `slow` (`.ci/run` runs them).
+The SIGKILL tests run `tests/helpers/fault_runner.py` in subprocesses and are marked `slow` (`.ci/run` runs them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from fixtures_datasets import write_heavy_tailed_folder_dataset
+from helpers.fixtures_datasets import write_heavy_tailed_folder_dataset
 from torch.utils.data import DataLoader
 
 from fairdml.callbacks.validation_guard import ValidationGuard
@@ -29,7 +29,7 @@ from fairdml.export import export_run
 from fairdml.models.embedding import load_embedding_model
 from fairdml.train import run_training
 
-RUNNER = Path(__file__).with_name("fault_runner.py")
+RUNNER = Path(__file__).parent / "helpers" / "fault_runner.py"
 FAST = ["evaluation.model_card=false"]
 
 

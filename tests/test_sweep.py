@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_OVERRIDES
+from helpers.tiny import TINY_OVERRIDES
 
 from fairdml.cli import main
 from fairdml.reports.runs import load_run

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -40,6 +40,9 @@ from fairdml.metrics.functional.decorrelation import (
 from fairdml.models.backbones import feature_dim
 from fairdml.models.heads import EmbeddingHead
 from fairdml.numbers import strict_json
+
+if TYPE_CHECKING:  # the module Parade wires into (issue 14 turns this into a protocol any module can meet)
+    from fairdml.models.module import DMLModule
 
 log = logging.getLogger("fairdml")
 
@@ -146,11 +149,11 @@ class Parade(Mitigation):
         self._test_batches: list[dict[str, Any]] = []
 
     # -- wiring ------------------------------------------------------------------------------------
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def setup(self, trainer: L.Trainer, pl_module: DMLModule, stage: str) -> None:
         view = trainer.datamodule.views["train"]
         self.attach(pl_module, list(view.attribute_names), [len(v) for v in view.attribute_values])
 
-    def attach(self, pl_module: L.LightningModule, attribute_names: list[str], value_counts: list[int]) -> None:
+    def attach(self, pl_module: DMLModule, attribute_names: list[str], value_counts: list[int]) -> None:
         """Add heads, projections and losses to `pl_module` (before optimisers and DDP exist); idempotent."""
         if self._attached_to == id(pl_module):
             return
@@ -184,7 +187,7 @@ class Parade(Mitigation):
         hp = self.hparams
         return [scheduled_strength(s, hp.schedule, hp.warmup_steps, self.step) for s in self.strengths]
 
-    def loss_terms(self, pl_module: L.LightningModule, step: dict) -> dict[str, torch.Tensor]:
+    def loss_terms(self, pl_module: DMLModule, step: dict) -> dict[str, torch.Tensor]:
         """L_attr(e_a) (weighted) and the de-correlation term per attribute (`decorrelation_terms`)."""
         hp = self.hparams
         features = step["features"] if hp.attribute_through_backbone else step["features"].detach()
@@ -251,7 +254,7 @@ class Parade(Mitigation):
         self._pending_optimizer_states = dict(state_dict.get("projection_optimizers", {}))
 
     # -- the de-correlation achieved, measured on the test split -------------------------------------
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: DMLModule) -> None:
         self._test_batches = []
 
     @torch.no_grad()
@@ -263,7 +266,7 @@ class Parade(Mitigation):
             "attribute": list(self.attribute_embeddings(pl_module, features=outputs["features"]).values()),
         })  # fmt: skip
 
-    def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
+    def measure(self, trainer: L.Trainer, pl_module: DMLModule) -> dict[str, Any] | None:
         """Per attribute, fresh P's held-out figures on the test split (`measure_decorrelation`)."""
         batches, self._test_batches = self._test_batches, []
         if not batches:
@@ -299,7 +302,7 @@ class Parade(Mitigation):
     # -- embeddings for analysis -------------------------------------------------------------------
     @torch.no_grad()
     def attribute_embeddings(
-        self, pl_module: L.LightningModule, images: torch.Tensor | None = None, features: torch.Tensor | None = None
+        self, pl_module: DMLModule, images: torch.Tensor | None = None, features: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Each attribute head's (B, D′) embedding of `images`, or of their backbone `features` if already
         computed (for measuring the de-correlation achieved)."""
@@ -308,7 +311,7 @@ class Parade(Mitigation):
         return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
 
 
-def _gather(pl_module: L.LightningModule, values: torch.Tensor) -> torch.Tensor:
+def _gather(pl_module: DMLModule, values: torch.Tensor) -> torch.Tensor:
     """All processes' rows (evaluation shards are padded to equal length, so all_gather applies)."""
     gathered = pl_module.all_gather(values)
     return gathered.flatten(0, 1) if gathered.dim() > values.dim() else gathered

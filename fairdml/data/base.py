@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,15 +41,7 @@ class DMLDataset(Dataset, ABC):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
-        image = self.load_image(index)
-        if self.transform is not None:
-            image = self.transform(image)
-        return {
-            "image": image,
-            "label": int(self.labels[index]),
-            "attributes": torch.as_tensor(self.attributes[index], dtype=torch.long),
-            "index": index,
-        }
+        return _item(self, self.load_image(index), index)
 
     def attribute_column(self, name: str) -> np.ndarray:
         """The (N,) codes of one sensitive attribute, by name, with an error listing the valid names."""
@@ -77,15 +70,19 @@ class DatasetView(Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: int) -> dict:
-        image = self.base.load_image(int(self.indices[index]))
-        if self.transform is not None:
-            image = self.transform(image)
-        return {
-            "image": image,
-            "label": int(self.labels[index]),
-            "attributes": torch.as_tensor(self.attributes[index], dtype=torch.long),
-            "index": index,
-        }
+        return _item(self, self.base.load_image(int(self.indices[index])), index)
 
     def attribute_column(self, name: str) -> np.ndarray:
         return DMLDataset.attribute_column(self, name)  # type: ignore[arg-type]
+
+
+def _item(source: DMLDataset | DatasetView, image: Any, index: int) -> dict:
+    """One batch item (the contract in docs/architecture.md), the source's transform applied."""
+    if source.transform is not None:
+        image = source.transform(image)
+    return {
+        "image": image,
+        "label": int(source.labels[index]),
+        "attributes": torch.as_tensor(source.attributes[index], dtype=torch.long),
+        "index": index,
+    }

@@ -67,6 +67,11 @@ _RECALL_DEFINITION = "share of queries with a same-class sample among their k = 
 
 _SET_METRICS = "fairdml.metrics.functional.set_metrics:"  # the built-in per-set metrics' module
 
+def _per_set(name: str, label: str, higher_is_better: bool, definition: str) -> MetricSpec:
+    """A built-in per-set metric, computed by the function of its name in `functional/set_metrics.py`."""
+    return MetricSpec(name, label, definition, higher_is_better, "per_set", compute=_SET_METRICS + name)
+
+
 # After recall@k, in report order.
 _BUILTIN_SPECS = (
     MetricSpec(
@@ -76,37 +81,21 @@ _BUILTIN_SPECS = (
         higher_is_better=True,
         scope="per_query",
     ),
-    MetricSpec(
-        name="nmi",
-        label="NMI",
-        definition="normalised mutual information of k-means clusters (one per class) with the classes",
-        higher_is_better=True,
-        scope="per_set",
-        compute=_SET_METRICS + "nmi",
+    _per_set(
+        "nmi", "NMI", True,
+        "normalised mutual information of k-means clusters (one per class) with the classes",
     ),
-    MetricSpec(
-        name="inter_alignment",
-        label="Inter-class alignment",
-        definition="mean squared distance between classes: much smaller than other groups' = a collapsed group",
-        higher_is_better=True,
-        scope="per_set",
-        compute=_SET_METRICS + "inter_alignment",
+    _per_set(
+        "inter_alignment", "Inter-class alignment", True,
+        "mean squared distance between classes: much smaller than other groups' = a collapsed group",
     ),
-    MetricSpec(
-        name="intra_alignment",
-        label="Intra-class alignment",
-        definition="mean squared distance within a class: lower = tighter",
-        higher_is_better=False,
-        scope="per_set",
-        compute=_SET_METRICS + "intra_alignment",
+    _per_set(
+        "intra_alignment", "Intra-class alignment", False,
+        "mean squared distance within a class: lower = tighter",
     ),
-    MetricSpec(
-        name="uniformity",
-        label="Uniformity",
-        definition="log mean exp(-2 d²) over pairs: lower = spread more evenly",
-        higher_is_better=False,
-        scope="per_set",
-        compute=_SET_METRICS + "uniformity",
+    _per_set(
+        "uniformity", "Uniformity", False,
+        "log mean exp(-2 d²) over pairs: lower = spread more evenly",
     ),
     MetricSpec(
         name="attribute_leakage",

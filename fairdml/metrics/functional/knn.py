@@ -8,6 +8,7 @@ reduced with `torch.topk`, so memory is O(chunk * N), never O(N^2), on CPU and G
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -102,29 +103,13 @@ def iter_knn_chunks(
         yield chunk, values, neighbours
 
 
-def knn(
-    embeddings: Tensor,
-    k: int,
-    *,
-    distance: str = "euclidean",
-    query_indices: Tensor | None = None,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
-    refine_distances: bool = True,
-) -> tuple[Tensor, Tensor]:
+def knn(embeddings: Tensor, k: int, **options: Any) -> tuple[Tensor, Tensor]:
     """Exact k nearest neighbours of each query among all other rows: (values (Q, k), indices (Q, k)).
 
-    See `iter_knn_chunks`; this concatenates its chunks (the output itself is O(Q * k)).
+    `options` are `iter_knn_chunks`' keywords (distance, query_indices, memory_budget_bytes, refine_distances);
+    this concatenates its chunks (the output itself is O(Q * k)).
     """
-    chunks = list(
-        iter_knn_chunks(
-            embeddings,
-            k,
-            distance=distance,
-            query_indices=query_indices,
-            memory_budget_bytes=memory_budget_bytes,
-            refine_distances=refine_distances,
-        )
-    )
+    chunks = list(iter_knn_chunks(embeddings, k, **options))
     if not chunks:
         empty = embeddings.new_empty((0, k), dtype=compute_dtype(embeddings))
         return empty, torch.empty((0, k), dtype=torch.long, device=embeddings.device)

@@ -1,7 +1,7 @@
 """The threshold view's numbers, computed once in Python (fairdml.metrics.functional.thresholds).
 
 The page receives integer error counts per group at every slider threshold and only divides them, so what
-it shows equals these numbers exactly (tests/test_card_browser.py checks it in Chromium).
+it shows equals these numbers exactly (tests/reports/test_card_browser.py checks it in Chromium).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures_datasets import write_garbage, write_jpeg
+from helpers.fixtures_datasets import write_garbage, write_jpeg
 from PIL import Image
 
 from fairdml.data.imageio import ImageReadError, encode, load_rgb, natural_order, unreadable_reason

@@ -1,6 +1,6 @@
 """`fairdml train` with one injected SIGKILL, for tests/test_faults.py (run as a script, never imported).
 
-    python tests/fault_runner.py FAULT [key=value ...]
+    python tests/helpers/fault_runner.py FAULT [key=value ...]
 
 FAULT is one of:
 - `none`: no fault (the uninterrupted reference run, in the same kind of process);

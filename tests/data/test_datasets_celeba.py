@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from fixtures_datasets import CELEBA_ATTRIBUTES, write_celeba, write_garbage
+from helpers.fixtures_datasets import CELEBA_ATTRIBUTES, write_celeba, write_garbage
 
 from fairdml.data.celeba import CelebA
 from fairdml.data.imageio import DatasetFileError, ImageReadError

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from fixtures_card import fake_embeddings, write_fake_run
+from helpers.fixtures_card import fake_embeddings, write_fake_run
 from huggingface_hub import ModelCard
 
 from fairdml.cli import main

@@ -24,7 +24,7 @@ EPOCHS = 3
 @pytest.fixture(scope="module")
 def offline_run(tmp_path_factory) -> Path:
     """One tiny training with W&B offline (artifacts on), selecting the checkpoint by the Recall@1 gap."""
-    from conftest import TINY_OVERRIDES
+    from helpers.tiny import TINY_OVERRIDES
 
     run_dir = tmp_path_factory.mktemp("wandb") / "run"
     overrides = [

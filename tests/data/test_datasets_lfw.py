@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_datasets import LFW_ATTRIBUTES, write_garbage, write_lfw
+from helpers.fixtures_datasets import LFW_ATTRIBUTES, write_garbage, write_lfw
 
 from fairdml.data.imageio import DatasetFileError, ImageReadError
 from fairdml.data.lfw import LFW

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_card import EVIL, fake_embeddings, write_fake_run
+from helpers.fixtures_card import EVIL, fake_embeddings, write_fake_run
 
 from fairdml.metrics.functional import thresholds as th
 from fairdml.reports.card import write_model_card

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from fixtures_card import EVIL, GROUPS, fake_embeddings, fake_report, write_fake_run
+from helpers.fixtures_card import EVIL, GROUPS, fake_embeddings, fake_report, write_fake_run
 from huggingface_hub import ModelCard
 
 from fairdml.metrics.functional import thresholds as th
@@ -158,7 +158,7 @@ def test_unknown_card_input_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['intended_use'\]; valid keys"):
         load_card_inputs(path)
     assert (
-        load_card_inputs(Path(__file__).parents[1] / "configs" / "card" / "card_inputs.yaml").license is None
+        load_card_inputs(Path(__file__).parents[2] / "configs" / "card" / "card_inputs.yaml").license is None
     )
 
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from fixtures_datasets import population, write_population
+from helpers.fixtures_datasets import population, write_population
 from omegaconf import OmegaConf
 
 from fairdml.config import compose_config
@@ -16,7 +16,7 @@ from fairdml.data.registry import DATASETS, discover_datasets
 from fairdml.evaluate import run_evaluate
 from fairdml.train import run_training
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "data"
 
 
 @pytest.mark.parametrize("name", sorted(path.stem for path in CONFIGS.glob("*.yaml")))

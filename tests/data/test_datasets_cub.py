@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fixtures_datasets import CUB_CLASSES, write_cub, write_garbage
+from helpers.fixtures_datasets import CUB_CLASSES, write_cub, write_garbage
 
 from fairdml.data.cub import CUB
 from fairdml.data.imageio import DatasetFileError, ImageReadError

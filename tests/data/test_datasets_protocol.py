@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_datasets import population, write_population
+from helpers.fixtures_datasets import population, write_population
 from omegaconf import OmegaConf
 
 from fairdml.config import DataConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fixtures_datasets import write_folder, write_garbage, write_heavy_tailed_folder_dataset
+from helpers.fixtures_datasets import write_folder, write_garbage, write_heavy_tailed_folder_dataset
 
 from fairdml.config import compose_config
 from fairdml.data.datamodule import DMLDataModule
