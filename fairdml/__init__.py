@@ -1,3 +1,38 @@
-"""fairdml: train and audit fair deep metric learning models (finDML metrics, PARADE)."""
+"""fairdml: train and audit fair deep metric learning models (finDML metrics, PARADE).
+
+The public API, imported on first use (so `import fairdml` is fast)::
+
+    import fairdml
+    cfg = fairdml.compose_config(["experiment=parade", "trainer.max_epochs=3"])
+    run_dir = fairdml.run_training(cfg)
+
+Training: `compose_config`, `run_training`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
+`register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `Mitigation`,
+`MitigationHost`. Metrics: `fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`,
+`register_metric`. Reports: `run_audit`, `write_model_card`, `load_run`.
+"""
+
+from fairdml._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_MODULES = {
+    "fairdml.config": ("compose_config",),
+    "fairdml.train": ("run_training",),
+    "fairdml.models.module": ("DMLModule",),
+    "fairdml.data.datamodule": ("DMLDataModule",),
+    "fairdml.models.embedding": ("EmbeddingModel",),
+    "fairdml.data.registry": ("register_dataset",),
+    "fairdml.callbacks.parade": ("Parade",),
+    "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
+    "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
+    "fairdml.metrics.functional.report": ("fairness_report",),
+    "fairdml.metrics.fairness": ("EmbeddingFairness",),
+    "fairdml.metrics.settings": ("ReportSettings",),
+    "fairdml.metrics.spec": ("MetricSpec", "register_metric"),
+    "fairdml.reports.audit": ("run_audit",),
+    "fairdml.reports.card.write": ("write_model_card",),
+    "fairdml.reports.runs": ("load_run",),
+}
+_names, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)
+__all__ = ["__version__", *_names]

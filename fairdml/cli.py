@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
+import shlex
 import sys
 from collections.abc import Sequence
 
 from fairdml.errors import ValidationSkippedError
 
 
+def _use_config_dir(args: argparse.Namespace) -> None:
+    """`--config-dir` is `$FAIRDML_CONFIG_DIR` for this process and its children (sweep runs, DDP ranks)."""
+    if args.config_dir:
+        from fairdml.config_files import ENV_VAR
+
+        os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(args.config_dir))
+
+
 def _train(args: argparse.Namespace) -> None:
+    _use_config_dir(args)
     from fairdml.config import compose_config
-    from fairdml.train import run_training
 
     if args.multirun:
         from fairdml.sweep import run_local_sweep
@@ -24,7 +34,20 @@ def _train(args: argparse.Namespace) -> None:
             overrides = sweep_file_overrides(args.sweep_file) + overrides  # the command line wins
         run_local_sweep(overrides, sweep_dir=args.sweep_dir)
         return
-    run_training(compose_config(args.overrides))
+    cfg = compose_config(args.overrides)  # a config error shows before torch is imported
+    from fairdml.train import run_training
+
+    run_training(cfg)
+
+
+def _init_config(args: argparse.Namespace) -> None:
+    from fairdml.config_files import init_config
+
+    written = init_config(args.dir, overwrite=args.overwrite)
+    folder = shlex.quote(os.path.abspath(os.path.expanduser(args.dir)))
+    print(f"wrote {len(written)} config files to {folder}; edit them, then train with either of")
+    print(f"  FAIRDML_CONFIG_DIR={folder} fairdml train [key=value ...]")
+    print(f"  fairdml train --config-dir {folder} [key=value ...]")
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -82,12 +105,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add = functools.partial(commands.add_parser, parents=[common])
 
-    train = add("train", help="train a model from configs/ (+ key=value overrides)")
+    train = add("train", help="train a model from the configs (+ key=value overrides)")
     train.add_argument("overrides", nargs="*", help="e.g. model=resnet18 trainer.max_epochs=3 experiment=parade")
+    train.add_argument(
+        "--config-dir", default=None, metavar="DIR",
+        help="compose from this folder (see init-config) instead of the packaged configs; as $FAIRDML_CONFIG_DIR",
+    )  # fmt: skip
     train.add_argument("-m", "--multirun", action="store_true", help="sweep comma-separated values locally")
     train.add_argument("--sweep-dir", default=None, help="-m: the sweep folder (default outputs/sweeps/...)")
     train.add_argument("--sweep-file", default=None, help="-m: run a W&B grid sweep file locally")
     train.set_defaults(func=_train)
+
+    init = add("init-config", help="copy the default configs into a folder to edit (then train --config-dir)")
+    init.add_argument("dir", help="the folder to write (created; must be empty unless --overwrite)")
+    init.add_argument("--overwrite", action="store_true", help="write into a non-empty folder, replacing defaults")
+    init.set_defaults(func=_init_config)
 
     audit = add("audit", help="finDML report of existing embeddings (.npz), no training")
     audit.add_argument("npz", help=".npz with arrays embeddings (N,D), labels (N,), groups (N,)")

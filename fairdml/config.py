@@ -1,4 +1,4 @@
-"""Structured configs (dataclasses) and their composition from YAML under `configs/`.
+"""Structured configs (dataclasses) and their composition from YAML under `configs/` (or a user's copy).
 
 Composition uses Hydra's Compose API (config groups, defaults lists, `key=value` overrides, group choice
 such as `experiment=parade`) but not `@hydra.main`: Hydra taking over the process (working directory,
@@ -9,9 +9,7 @@ The dataclasses are the schema: a misspelled key or a wrong type fails at compos
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -19,6 +17,8 @@ from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from fairdml.config_files import config_dir
 
 
 @dataclass
@@ -47,7 +47,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "resnet18"  # any timm model name
-    pretrained_path: str | None = None  # local weights file; nothing is ever downloaded
+    pretrained: bool = False  # true: timm's ImageNet weights via the Hugging Face hub cache (HF_HOME, HF_HUB_OFFLINE)
+    pretrained_path: str | None = None  # or a local weights file; with neither, nothing is downloaded
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     embedding_dim: int = 128
 
@@ -156,15 +157,6 @@ class TrainConfig:
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
-def config_dir() -> Path:
-    """`$FAIRDML_CONFIG_DIR`, else the repository's `configs/` beside the package."""
-    env = os.environ.get("FAIRDML_CONFIG_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
-    if not (path / "train.yaml").is_file():
-        raise FileNotFoundError(f"no train.yaml in config folder {path}; set FAIRDML_CONFIG_DIR")
-    return path
-
-
 # Keys of earlier versions and where they went (a config or command written for one is told how to move).
 MOVED_KEYS = {
     "parade": "PARADE is a callback now: `callbacks=parade` (the paper's settings) or `experiment=parade`, "
@@ -199,7 +191,27 @@ def _valid_keys_hint(message: str) -> str:
 
 
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """Compose `configs/<config_name>.yaml` with command-line style overrides into a validated config."""
+    """Compose `<config_dir()>/<config_name>.yaml` with command-line style overrides into a validated config.
+
+    Args:
+        overrides: `key=value` and `group=option` strings, as on the `fairdml train` command line.
+        config_name: the top config file (default `train`).
+
+    Returns:
+        The composed config, in struct mode (a key that does not exist raises).
+
+    Raises:
+        ValueError: one message naming a wrong key with the valid ones (and the closest), or a moved key.
+
+    Example:
+        >>> cfg = compose_config(["experiment=parade", "callbacks.parade.strength=0.1", "trainer.max_epochs=3"])
+        >>> cfg.callbacks.parade.strength, cfg.trainer.max_epochs, cfg.data.name
+        (0.1, 3, 'digits')
+        >>> compose_config(["model.backbon=resnet18"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: bad configuration: ...Did you mean 'model.backbone'?
+    """
     # Inside `callbacks.<name>` the callback's signature is the schema (checked when it is built, naming the
     # valid keys), so Hydra's struct check is lifted there: a key the YAML leaves at its default, or a key
     # of a nested kwargs dict, can be set without `+`.

@@ -115,6 +115,11 @@ def config_problems(cfg: DictConfig) -> list[str]:
             f"data.batch_size={data.batch_size}: must be a multiple of data.samples_per_class="
             f"{data.samples_per_class} (each batch holds batch_size / samples_per_class whole classes)"
         )
+    if cfg.model.get("pretrained") and cfg.model.get("pretrained_path") is not None:
+        problems.append(
+            f"model.pretrained=true and model.pretrained_path={cfg.model.pretrained_path!r}: choose one weight "
+            f"source (timm's hub cache or the local file)"
+        )
     problems += _component_problems(cfg)
     problems += _callback_problems(cfg)
     return problems

@@ -90,6 +90,16 @@ def run_training(cfg: DictConfig) -> Path:
 
     Every value is checked before any work; an existing run folder is refused unless `resume` or
     `overwrite=true` is given (docs/reliability.md).
+
+    Args:
+        cfg: a composed training config (`compose_config`).
+
+    Returns:
+        The run folder: config.yaml, checkpoints/, report.json, embeddings_test.npz, model.pt, the card.
+
+    Example (a minute on a CPU; the README's "Python API" runs it):
+        >>> cfg = compose_config(["model=tiny", "trainer.max_epochs=1", "run_dir=outputs/demo"])  # doctest: +SKIP
+        >>> report = json.loads((run_training(cfg) / "report.json").read_text())  # doctest: +SKIP
     """
     check_config(cfg)
     run_dir = resolve_run_dir(cfg)
@@ -138,11 +148,7 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
         from fairdml.evaluate import check_downstream_label
 
         check_downstream_label(cfg, datamodule.views["train"].attribute_names)
-    dataset_labels = datamodule.views["train"].base.labels
-    module = DMLModule(
-        config, num_classes=int(dataset_labels.max()) + 1, group_names=datamodule.group_names,
-        group_attribute=datamodule.group_attribute,
-    )  # fmt: skip
+    module = DMLModule.from_config(config, datamodule)
     callbacks = build_callbacks(cfg, run_dir, datamodule.group_names)
     trainer = L.Trainer(
         **to_container(cfg.trainer), default_root_dir=str(run_dir), use_distributed_sampler=False,

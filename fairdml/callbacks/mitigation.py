@@ -13,14 +13,57 @@ de-correlation). The card loops over these entries, so a new mitigation needs no
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import lightning as L
+import torch
 from lightning.pytorch.core.mixins import HyperparametersMixin
+from torch import nn
 
 from fairdml.numbers import strict_json
 
 REPORT_KEY = "mitigations"
+LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # (module, step) -> named loss terms
+
+
+@runtime_checkable
+class MitigationHost(Protocol):
+    """What a LightningModule offers mitigations; `fairdml.models.DMLModule` is one implementation.
+
+    - `add_auxiliary(name, module, lr=None, loss=False)`: train `module` too (call it from a callback's
+      `setup`, before optimisers exist); `lr` None means the host's own rate for heads, or for loss
+      parameters when `loss`. Registered modules live in `auxiliary` (a ModuleDict, so checkpoints hold them).
+    - `add_loss_term(term)`: every training step, `term(module, step)` returns named loss terms that the host
+      adds to its loss, where `step = {"features": (B, F) backbone features, "embeddings": (B, D) class
+      embeddings, "batch": the batch}`; the batch holds "label" (B,), "attributes" (B, A) and "index" (B,).
+    - `test_step` returns `{"features", "embeddings"}` of the batch, for mitigations that measure at the test.
+    - `feature_dim` (F) and `embedding_dim` (D); `reports`, a dict the mitigations' report entries go into
+      (`reports["test"]["mitigations"][name]`).
+    """
+
+    auxiliary: nn.ModuleDict
+    reports: dict[str, dict]
+    feature_dim: int
+    embedding_dim: int
+
+    def add_auxiliary(self, name: str, module: nn.Module, lr: float | None = None, loss: bool = False) -> None: ...
+
+    def add_loss_term(self, term: LossTerm) -> None: ...
+
+
+_HOST_MEMBERS = ("auxiliary", "reports", "feature_dim", "embedding_dim", "add_auxiliary", "add_loss_term")
+
+
+def require_host(pl_module: L.LightningModule, mitigation: str) -> MitigationHost:
+    """`pl_module`, checked to meet the protocol; a TypeError names what it lacks (at `setup`, not mid-epoch)."""
+    missing = [name for name in _HOST_MEMBERS if not hasattr(pl_module, name)]
+    if missing:
+        raise TypeError(
+            f"{mitigation} needs a LightningModule that meets fairdml's MitigationHost protocol "
+            f"(fairdml.callbacks.mitigation); {type(pl_module).__name__} lacks {missing}"
+        )
+    return pl_module  # type: ignore[return-value]
 
 
 class Mitigation(L.Callback, HyperparametersMixin):
@@ -65,10 +108,10 @@ class Mitigation(L.Callback, HyperparametersMixin):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         reports = getattr(pl_module, "reports", None)
-        if not isinstance(reports, dict) or "test" not in reports:
+        if not isinstance(reports, dict):
             return
         entry = self.describe(self.measure(trainer, pl_module))
-        reports["test"].setdefault(REPORT_KEY, {})[self.name] = entry
+        reports.setdefault("test", {}).setdefault(REPORT_KEY, {})[self.name] = entry
 
 
 def _plain(value: Any) -> Any:

@@ -5,23 +5,25 @@ the attribute's labels), and a projection network P that learns to predict e_a f
 e_c, against which the encoder is trained (as in MIC/DiVA). The maths is in plain functions, testable
 without a Trainer: `fairdml.callbacks.parade_objectives` (what P and the encoder descend, the schedule) and
 `fairdml.metrics.functional.decorrelation` (corr, CKA, the fresh-P measurement of the test report). This
-module only wires them in, through the module's `add_auxiliary` / `add_loss_term`.
+module only wires them in, through the `MitigationHost` protocol (`add_auxiliary` / `add_loss_term`), which
+`DMLModule` and any LightningModule that meets it implement.
 
-Nothing of this reaches the exported model: the heads live in `DMLModule.auxiliary`, which export drops.
+Nothing of this reaches DMLModule's exported model: the heads live in its `auxiliary`, which export drops.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import torch
 from torch import nn
 
-from fairdml.callbacks.mitigation import Mitigation
+from fairdml.callbacks.mitigation import Mitigation, MitigationHost, require_host
 from fairdml.callbacks.parade_objectives import (
     EncoderObjective,
     Schedule,
@@ -37,12 +39,8 @@ from fairdml.metrics.functional.decorrelation import (
     measure_decorrelation,
     projection_network,
 )
-from fairdml.models.backbones import feature_dim
 from fairdml.models.heads import EmbeddingHead
 from fairdml.numbers import strict_json
-
-if TYPE_CHECKING:  # the module Parade wires into (issue 14 turns this into a protocol any module can meet)
-    from fairdml.models.module import DMLModule
 
 log = logging.getLogger("fairdml")
 
@@ -95,13 +93,18 @@ class Parade(Mitigation):
             that cannot be built with its kwargs); in `setup`, for an attribute the training data lacks.
 
     Example:
-        A DMLModule and a DMLDataModule whose data has a `style` attribute; after `test`, the module's
-        `reports["test"]["mitigations"]["parade"]["measured"]["style"]` holds the de-correlation achieved::
+        Any `MitigationHost` module and data with a `style` attribute (README, "Python API", trains one);
+        after `trainer.test`, `module.reports["test"]["mitigations"]["parade"]["measured"]["style"]` holds
+        the de-correlation a fresh P finds:
 
-            parade = Parade(attributes=["style"], strength=0.1, encoder_objective="covariance")
-            trainer = L.Trainer(max_epochs=2, callbacks=[parade])
-            trainer.fit(module, datamodule=datamodule)
-            trainer.test(module, datamodule=datamodule)
+        >>> parade = Parade(attributes=["style"], strength=0.1, encoder_objective="covariance")
+        >>> trainer = L.Trainer(max_epochs=2, callbacks=[parade], logger=False)  # doctest: +SKIP
+        >>> parade.describe()["settings"]["strength"], parade.current_strengths()
+        (0.1, [0.1])
+        >>> Parade(strength=-1, schedule="exponential")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Parade: schedule='exponential' must be one of (...); strength=-1 must be >= 0
     """
 
     name = "parade"
@@ -149,33 +152,32 @@ class Parade(Mitigation):
         self._test_batches: list[dict[str, Any]] = []
 
     # -- wiring ------------------------------------------------------------------------------------
-    def setup(self, trainer: L.Trainer, pl_module: DMLModule, stage: str) -> None:
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        host = require_host(pl_module, "Parade")
         view = trainer.datamodule.views["train"]
-        self.attach(pl_module, list(view.attribute_names), [len(v) for v in view.attribute_values])
+        self.attach(host, list(view.attribute_names), [len(v) for v in view.attribute_values])
 
-    def attach(self, pl_module: DMLModule, attribute_names: list[str], value_counts: list[int]) -> None:
+    def attach(self, pl_module: MitigationHost, attribute_names: list[str], value_counts: list[int]) -> None:
         """Add heads, projections and losses to `pl_module` (before optimisers and DDP exist); idempotent."""
         if self._attached_to == id(pl_module):
             return
         unknown = [a for a in self.attributes if a not in attribute_names]
         if unknown:
             raise ValueError(f"Parade: attributes {unknown} not in the data's attributes {attribute_names}")
-        hp, optim_cfg = self.hparams, pl_module.config["optim"]
-        head_lr = hp.attribute_lr if hp.attribute_lr is not None else optim_cfg["lr"]
-        class_dim = pl_module.config["model"]["embedding_dim"]
-        features = feature_dim(pl_module.model.backbone)
+        hp = self.hparams
         self._parts = []
         for name, strength in zip(self.attributes, self.strengths, strict=True):
             key = "".join(c if c.isalnum() else "_" for c in name)
             column = attribute_names.index(name)
             if f"parade_{key}_head" not in pl_module.auxiliary:  # e.g. a second `setup` for testing
                 dim = hp.attribute_embedding_dim
-                pl_module.add_auxiliary(f"parade_{key}_head", EmbeddingHead(features, dim), head_lr)
-                projection = projection_network(class_dim, hp.projection_hidden, dim)
+                head = EmbeddingHead(pl_module.feature_dim, dim)
+                pl_module.add_auxiliary(f"parade_{key}_head", head, hp.attribute_lr)  # None: the module's head lr
+                projection = projection_network(pl_module.embedding_dim, hp.projection_hidden, dim)
                 pl_module.add_auxiliary(f"parade_{key}_projection", projection, hp.projection_lr)
                 loss = create_loss(hp.attribute_loss, value_counts[column], dim, **(hp.attribute_loss_kwargs or {}))
                 # A loss with parameters (learnable margin beta, proxies) is trained like the main loss's.
-                pl_module.add_auxiliary(f"parade_{key}_loss", loss, optim_cfg["loss_lr"])
+                pl_module.add_auxiliary(f"parade_{key}_loss", loss, loss=True)
             self._miners[key] = create_miner(hp.attribute_miner, **(hp.attribute_miner_kwargs or {}))
             self._parts.append(_AttributeParts(name, key, column, strength))
         pl_module.add_loss_term(self.loss_terms)
@@ -187,7 +189,7 @@ class Parade(Mitigation):
         hp = self.hparams
         return [scheduled_strength(s, hp.schedule, hp.warmup_steps, self.step) for s in self.strengths]
 
-    def loss_terms(self, pl_module: DMLModule, step: dict) -> dict[str, torch.Tensor]:
+    def loss_terms(self, pl_module: MitigationHost, step: dict) -> dict[str, torch.Tensor]:
         """L_attr(e_a) (weighted) and the de-correlation term per attribute (`decorrelation_terms`)."""
         hp = self.hparams
         features = step["features"] if hp.attribute_through_backbone else step["features"].detach()
@@ -254,7 +256,7 @@ class Parade(Mitigation):
         self._pending_optimizer_states = dict(state_dict.get("projection_optimizers", {}))
 
     # -- the de-correlation achieved, measured on the test split -------------------------------------
-    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: DMLModule) -> None:
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: MitigationHost) -> None:
         self._test_batches = []
 
     @torch.no_grad()
@@ -266,7 +268,7 @@ class Parade(Mitigation):
             "attribute": list(self.attribute_embeddings(pl_module, features=outputs["features"]).values()),
         })  # fmt: skip
 
-    def measure(self, trainer: L.Trainer, pl_module: DMLModule) -> dict[str, Any] | None:
+    def measure(self, trainer: L.Trainer, pl_module: MitigationHost) -> dict[str, Any] | None:
         """Per attribute, fresh P's held-out figures on the test split (`measure_decorrelation`)."""
         batches, self._test_batches = self._test_batches, []
         if not batches:
@@ -280,7 +282,7 @@ class Parade(Mitigation):
             return _gather(pl_module, values).cpu()[keep]
 
         class_embeddings, labels, attributes = gathered("class"), gathered("label"), gathered("attributes")
-        seed = int(pl_module.config.get("seed", 0))
+        seed = int(getattr(pl_module, "seed", os.environ.get("PL_GLOBAL_SEED", 0)))
         measured = {}
         for i, (part, strength) in enumerate(zip(self._parts, self.current_strengths(), strict=True)):
             figures = measure_decorrelation(
@@ -302,16 +304,16 @@ class Parade(Mitigation):
     # -- embeddings for analysis -------------------------------------------------------------------
     @torch.no_grad()
     def attribute_embeddings(
-        self, pl_module: DMLModule, images: torch.Tensor | None = None, features: torch.Tensor | None = None
+        self, pl_module: MitigationHost, images: torch.Tensor | None = None, features: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
         """Each attribute head's (B, D′) embedding of `images`, or of their backbone `features` if already
         computed (for measuring the de-correlation achieved)."""
         if features is None:
-            features = pl_module.model.features(images)
+            features = pl_module.features(images)
         return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
 
 
-def _gather(pl_module: DMLModule, values: torch.Tensor) -> torch.Tensor:
+def _gather(pl_module: MitigationHost, values: torch.Tensor) -> torch.Tensor:
     """All processes' rows (evaluation shards are padded to equal length, so all_gather applies)."""
     gathered = pl_module.all_gather(values)
     return gathered.flatten(0, 1) if gathered.dim() > values.dim() else gathered

@@ -35,6 +35,18 @@ class DMLDataModule(L.LightningDataModule):
 
     `group_attribute` (the config's `sensitive_attribute`) names the groups that metrics compare;
     `group_names[code]` is each group's name.
+
+    Args:
+        cfg: the `data` block of a training config (`fairdml.config.DataConfig`).
+        seed: seeds the split, the imbalance and the sampler.
+        dataset: a dataset object to use instead of building `cfg.name` from the registry.
+
+    Example:
+        >>> from fairdml.config import compose_config
+        >>> datamodule = DMLDataModule(compose_config([]).data, seed=0)
+        >>> datamodule.setup()
+        >>> sorted(datamodule.views), datamodule.group_attribute, datamodule.group_names
+        (['test', 'train', 'val'], 'style', ['majority', 'minority'])
     """
 
     def __init__(self, cfg: DataConfig, seed: int = 0, dataset: DMLDataset | None = None):

@@ -30,7 +30,16 @@ PATH_FORM = "'package.module:factory'"
 
 
 def register_dataset(name: str) -> Callable:
-    """Class decorator: make a DMLDataset available as `data.name=<name>` in configs."""
+    """Class decorator: make a DMLDataset available as `data.name=<name>` in configs.
+
+    Example (docs/extending.md, "A dataset reader", has a whole reader):
+        >>> @register_dataset("my_faces")
+        ... class MyFaces(DMLDataset):
+        ...     ...
+        >>> DATASETS["my_faces"] is MyFaces
+        True
+        >>> _ = DATASETS.pop("my_faces")  # the registry is per process
+    """
     if ":" in name:
         raise ValueError(f"dataset name {name!r} may not contain ':', which marks the {PATH_FORM} form")
 

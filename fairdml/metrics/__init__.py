@@ -1,18 +1,14 @@
-"""finDML fairness metrics: pure functions in `functional`, torchmetrics wrappers here, one `MetricSpec` each."""
+"""finDML fairness metrics: pure functions in `functional`, torchmetrics wrappers here, one `MetricSpec` each.
 
-from fairdml.metrics.fairness import EmbeddingFairness, flatten_report
-from fairdml.metrics.functional import fairness_report
-from fairdml.metrics.settings import ReportSettings
-from fairdml.metrics.spec import MetricSpec, metric_spec, metric_specs, register_metric, unregister_metric
+Exports load on first use, so `fairdml.metrics.spec` (pure Python) can be read without importing torch.
+"""
 
-__all__ = [
-    "EmbeddingFairness",
-    "MetricSpec",
-    "ReportSettings",
-    "fairness_report",
-    "flatten_report",
-    "metric_spec",
-    "metric_specs",
-    "register_metric",
-    "unregister_metric",
-]
+from fairdml._lazy import lazy_exports
+
+_MODULES = {
+    "fairdml.metrics.fairness": ("EmbeddingFairness", "flatten_report"),
+    "fairdml.metrics.functional.report": ("fairness_report",),
+    "fairdml.metrics.settings": ("ReportSettings",),
+    "fairdml.metrics.spec": ("MetricSpec", "metric_spec", "metric_specs", "register_metric", "unregister_metric"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -41,6 +41,19 @@ class EmbeddingFairness(Metric):
     override it, and any other keyword goes to torchmetrics' `Metric`. E.g. `min_group_size`: groups with
     fewer samples are flagged "small" and not picked as worst, so `val/recall@1/worst` is not a one-sample
     group's noise.
+
+    Args:
+        group_names: the name of each group code that `update` receives.
+        settings: the report's options (`ReportSettings`).
+
+    Example:
+        >>> import torch
+        >>> metric = EmbeddingFairness(["a", "b"], ks=(1,), leakage=False)
+        >>> labels = torch.arange(6).repeat_interleave(2)
+        >>> metric.update(torch.eye(6)[labels], labels, (labels >= 3).long(), torch.arange(12))
+        >>> report = metric.compute()
+        >>> report["overall"]["recall@1"], sorted(report["groups"])
+        (1.0, ['a', 'b'])
     """
 
     is_differentiable = False

@@ -55,6 +55,15 @@ class ReportSettings:
         bootstrap_resamples: > 0 adds percentile intervals of recall@k and map@r.
         confidence: the intervals' level (recorded only when there are intervals).
         min_group_size: groups with fewer samples are flagged "small" and not picked as worst.
+
+    Example:
+        >>> settings = ReportSettings(ks=(1, 4, 4), min_group_size=10)
+        >>> settings.ks  # deduplicated, in order
+        (1, 4)
+        >>> ReportSettings(kmeans_backend="kmeans")
+        Traceback (most recent call last):
+        ...
+        ValueError: kmeans_backend must be one of ('sklearn', 'faiss'), got 'kmeans'
     """
 
     ks: tuple[int, ...] = (1, 2, 4, 8)

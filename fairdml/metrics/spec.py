@@ -137,7 +137,16 @@ def metric_spec(name: str) -> MetricSpec | None:
 def register_metric(spec: MetricSpec) -> MetricSpec:
     """Add a per-set metric to every report made from now on, in this process (register it where your module
     is imported, so each DDP process has it). The report, its group gaps and worst group, the log keys, the
-    checkpoint monitor's valid keys and the card's labels all follow the spec; returns it."""
+    checkpoint monitor's valid keys and the card's labels all follow the spec; returns it.
+
+    Example (docs/extending.md, "A metric", has a whole one):
+        >>> spec = MetricSpec("my_spread", "My spread", "what it measures", higher_is_better=False,
+        ...                   scope="per_set", compute="my_package.metrics:my_spread")
+        >>> register_metric(spec) is spec, metric_spec("my_spread").label
+        (True, 'My spread')
+        >>> unregister_metric("my_spread").name
+        'my_spread'
+    """
     if spec.scope != "per_set":
         raise ValueError(f"metric {spec.name!r}: only per_set metrics can be registered, got scope={spec.scope!r}")
     if not spec.name or "/" in spec.name:

@@ -17,10 +17,19 @@ from fairdml.models.heads import EmbeddingHead
 
 
 class EmbeddingModel(nn.Module):
-    def __init__(self, backbone: str, embedding_dim: int, pretrained_path: str | None = None, **backbone_kwargs):
+    def __init__(
+        self,
+        backbone: str,
+        embedding_dim: int,
+        pretrained_path: str | None = None,
+        pretrained: bool = False,
+        **backbone_kwargs,
+    ):
+        """`pretrained` (timm's hub cache) or `pretrained_path` (a local file) only seed training: the spec
+        leaves them out, since an export carries its own weights."""
         super().__init__()
         self.spec = {"backbone": backbone, "embedding_dim": embedding_dim, "backbone_kwargs": backbone_kwargs}
-        self.backbone = create_backbone(backbone, pretrained_path, **backbone_kwargs)
+        self.backbone = create_backbone(backbone, pretrained_path, pretrained, **backbone_kwargs)
         self.head = EmbeddingHead(feature_dim(self.backbone), embedding_dim)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -2,23 +2,31 @@
 
 Callbacks extend training through two public methods instead of touching internals: `add_auxiliary`
 (extra trainable modules with their own learning rate, e.g. PARADE's attribute head) and `add_loss_term`
-(a function of the step's features/embeddings/batch that returns named loss terms).
+(a function of the step's features/embeddings/batch that returns named loss terms). Together with
+`feature_dim`, `embedding_dim` and `reports` they are the `MitigationHost` protocol
+(fairdml.callbacks.mitigation), which a user's own LightningModule can meet instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, flatten_report
 from fairdml.metrics.settings import ReportSettings
+from fairdml.models.backbones import feature_dim
 from fairdml.models.embedding import EmbeddingModel
+
+if TYPE_CHECKING:
+    from fairdml.data.datamodule import DMLDataModule
 
 LossTerm = Callable[["DMLModule", dict], dict[str, torch.Tensor]]
 
@@ -31,7 +39,7 @@ class DMLModule(L.LightningModule):
         model_cfg, loss_cfg = config["model"], config["loss"]
         self.model = EmbeddingModel(
             model_cfg["backbone"], model_cfg["embedding_dim"], model_cfg["pretrained_path"],
-            **model_cfg["backbone_kwargs"],
+            pretrained=model_cfg.get("pretrained", False), **model_cfg["backbone_kwargs"],
         )  # fmt: skip
         self.loss = create_loss(loss_cfg["name"], num_classes, model_cfg["embedding_dim"], **loss_cfg["kwargs"])
         self.miner = create_miner(loss_cfg["miner"], **loss_cfg["miner_kwargs"])
@@ -45,14 +53,50 @@ class DMLModule(L.LightningModule):
         self.test_fairness = EmbeddingFairness(group_names, ReportSettings.from_config(eval_cfg, seed, "test"))
         self.reports: dict[str, dict] = {}
 
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict, datamodule: DMLDataModule) -> DMLModule:
+        """The module a training config describes, for the data module's classes and groups (set up here).
+
+        Example:
+            >>> from fairdml.config import compose_config
+            >>> from fairdml.data import DMLDataModule
+            >>> cfg = compose_config(["model=tiny"])
+            >>> datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
+            >>> module = DMLModule.from_config(cfg, datamodule)
+            >>> module.embedding_dim, datamodule.group_names
+            (64, ['majority', 'minority'])
+        """
+        config = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        datamodule.setup()
+        num_classes = int(datamodule.views["train"].base.labels.max()) + 1
+        return cls(config, num_classes, datamodule.group_names, datamodule.group_attribute)
+
     # -- extension points for callbacks --------------------------------------------------------------
-    def add_auxiliary(self, name: str, module: nn.Module, lr: float) -> None:
-        """Register a trainable module (call in a callback's `setup`, before optimisers and DDP exist)."""
+    def add_auxiliary(self, name: str, module: nn.Module, lr: float | None = None, loss: bool = False) -> None:
+        """Register a trainable module (call in a callback's `setup`, before optimisers and DDP exist); `lr`
+        None trains it at `optim.lr`, or at `optim.loss_lr` for loss parameters (`loss=True`)."""
         self.auxiliary[name] = module
-        self._auxiliary_lr[name] = lr
+        optim_cfg = self.config["optim"]
+        self._auxiliary_lr[name] = lr if lr is not None else optim_cfg["loss_lr" if loss else "lr"]
 
     def add_loss_term(self, term: LossTerm) -> None:
         self._loss_terms.append(term)
+
+    @property
+    def feature_dim(self) -> int:
+        return feature_dim(self.model.backbone)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.config["model"]["embedding_dim"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The backbone's features of `images` (what the class head and mitigations' heads read)."""
+        return self.model.features(images)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["fairdml_skipped_nonfinite"] = self.skipped_nonfinite

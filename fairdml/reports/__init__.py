@@ -1,0 +1,12 @@
+"""What people read: report files, audits, run comparisons and the model card."""
+
+from fairdml._lazy import lazy_exports
+
+_MODULES = {
+    "fairdml.reports.report": ("save_report", "load_report"),
+    "fairdml.reports.audit": ("run_audit",),
+    "fairdml.reports.runs": ("Run", "load_run", "find_runs"),
+    "fairdml.reports.compare": ("run_compare",),
+    "fairdml.reports.card.write": ("write_model_card",),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -41,6 +41,19 @@ def run_audit(
     `kmeans_backend="faiss"` makes NMI fast on large sets (see `fairness_report`). Groups with fewer than
     `min_group_size` samples are flagged "small" and not named worst (see `fairness_report`). A bad `out_dir`,
     report option (`ReportSettings`) or card inputs file fails before the embeddings are read.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> folder = tempfile.mkdtemp()
+        >>> labels = np.arange(40).repeat(5)  # 40 classes of 5
+        >>> groups = np.where(labels < 30, "light", "dark")
+        >>> embeddings = np.eye(40)[labels] + 0.3 * np.random.default_rng(0).normal(size=(200, 40))
+        >>> np.savez(f"{folder}/emb.npz", embeddings=embeddings, labels=labels, groups=groups)
+        >>> report = run_audit(f"{folder}/emb.npz", f"{folder}/audit", ks=(1,), model_card=False)  # doctest: +ELLIPSIS
+        metric ... worst
+        ...
+        >>> sorted(report["groups"]), report["n"]
+        (['dark', 'light'], 200)
     """
     out = check_out_dir(out_dir)
     settings = ReportSettings(ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend, min_group_size=min_group_size)

@@ -125,6 +125,13 @@ def load_run(
     """The run in `folder` (`embeddings` replaces its .npz); errors say which file is missing and who writes it.
 
     `need_embeddings`: read and check the .npz now, so that a card needing it fails before writing anything.
+
+    Example:
+        >>> import tempfile
+        >>> load_run(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: ... has no report.json (required: written by `fairdml train` or `fairdml audit`)
     """
     path = Path(folder)
     if not path.is_dir():

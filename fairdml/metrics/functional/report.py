@@ -108,6 +108,28 @@ def fairness_report(
     entry gets `"small": true`, "warnings" names it, and it is not picked as a gap's "worst_group" while a
     larger group has a value (`group_gaps` documents the gap keys added then). 1 flags no group (the old
     behaviour); a report without small groups has exactly the old keys, plus settings.min_group_size.
+
+    Args:
+        embeddings: (N, D) float, torch or NumPy.
+        labels: (N,) class of each sample.
+        groups: (N,) subgroup of each sample: integer codes into `group_names`, or the names themselves.
+        settings: the report's options (`ReportSettings`); keyword `options` build or override it.
+        group_names: the name of each group code (default: the sorted distinct values of `groups`).
+
+    Returns:
+        A JSON-ready dict: "n", "overall", "groups" (per group: "n" and every per-group metric), "gaps" (per
+        metric: max_minus_min, min_over_max, worst_group), "settings", "excluded", "chance_level",
+        "warnings" (docs/architecture.md, "Report JSON").
+
+    Example:
+        >>> import torch
+        >>> labels = torch.arange(10).repeat_interleave(4)  # 10 classes of 4
+        >>> groups = (labels >= 5).long()  # classes 5-9 form the second group
+        >>> embeddings = torch.nn.functional.one_hot(labels, 10).float()  # a perfect embedding
+        >>> embeddings[groups == 1] += 0.8 * torch.randn(20, 10, generator=torch.Generator().manual_seed(0))
+        >>> report = fairness_report(embeddings, labels, groups, group_names=["a", "b"], ks=(1,), leakage=False)
+        >>> report["groups"]["a"]["recall@1"], report["gaps"]["recall@1"]["worst_group"]
+        (1.0, 'b')
     """
     settings = ReportSettings.build(settings, **options)
     with warnings.catch_warnings(record=True) as caught:

@@ -72,6 +72,19 @@ def write_model_card(
     `card_inputs`: YAML with the fields only a person can fill (configs/card/card_inputs.yaml); missing
     fields become marked prompts. `out_dir` defaults to the run folder; `embeddings` to
     RUN_DIR/embeddings_test.npz. Returns {"markdown", "html", "data"} → path.
+
+    Example (the card of an audit; `fairdml train` and `fairdml audit` write one themselves):
+        >>> import tempfile, numpy as np
+        >>> from fairdml.reports.audit import run_audit
+        >>> folder = tempfile.mkdtemp()
+        >>> labels = np.arange(40).repeat(5)
+        >>> np.savez(f"{folder}/emb.npz", embeddings=np.eye(40)[labels], labels=labels,
+        ...          groups=np.where(labels < 30, "light", "dark"))
+        >>> _ = run_audit(f"{folder}/emb.npz", f"{folder}/audit", ks=(1,), model_card=False)  # doctest: +ELLIPSIS
+        metric ...
+        >>> paths = write_model_card(f"{folder}/audit", embeddings=f"{folder}/emb.npz")
+        >>> sorted(path.name for path in paths.values())
+        ['MODEL_CARD.md', 'model_card.html', 'model_card_data.json']
     """
     inputs = load_card_inputs(card_inputs)  # a bad inputs file fails before the run's arrays are read
     run = load_run(run_dir, embeddings=embeddings, need_embeddings=threshold_view)

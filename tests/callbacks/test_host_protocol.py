@@ -1,0 +1,95 @@
+"""PARADE plugs into a user's own LightningModule (not a DMLModule) that meets the `MitigationHost` protocol."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import losses
+from torch import nn
+
+import fairdml
+from fairdml.config import compose_config
+
+
+class MyEmbedder(L.LightningModule):
+    """A plain Lightning DML module with the protocol's five members; fairdml is not its base class."""
+
+    def __init__(self, embedding_dim: int = 16):
+        super().__init__()
+        self.backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+        self.head = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.loss = losses.TripletMarginLoss(margin=0.2)
+        self.feature_dim, self.embedding_dim = self.backbone.num_features, embedding_dim
+        self.auxiliary, self.reports, self.loss_terms = nn.ModuleDict(), {}, []
+
+    def add_auxiliary(self, name, module, lr=None, loss=False):  # noqa: ANN001 - the protocol's signature
+        self.auxiliary[name] = module  # trained by configure_optimizers below, at the module's own rate
+
+    def add_loss_term(self, term):  # noqa: ANN001
+        self.loss_terms.append(term)
+
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.backbone(images)
+        return features, F.normalize(self.head(features), dim=1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        features, embeddings = self.embed(batch["image"])
+        loss = self.loss(embeddings, batch["label"])
+        step = {"features": features, "embeddings": embeddings, "batch": batch}
+        for term in self.loss_terms:
+            loss = loss + sum(term(self, step).values())
+        return loss
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
+        features, embeddings = self.embed(batch["image"])
+        return {"features": features, "embeddings": embeddings}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+def test_parade_trains_a_user_module_and_reports(tiny_overrides, tmp_path):
+    datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
+    module = MyEmbedder()
+    assert isinstance(module, fairdml.MitigationHost) and not isinstance(module, fairdml.DMLModule)
+    parade = fairdml.Parade(
+        attributes=["style"], strength=0.1, encoder_objective="covariance", correlation="cosine",
+        projection_hidden=16, attribute_embedding_dim=8, measure_steps=20,
+    )  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=1, callbacks=[parade], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        limit_val_batches=0, use_distributed_sampler=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    before = {k: v.clone() for k, v in module.head.state_dict().items()}
+    trainer.fit(module, datamodule=datamodule)
+    assert set(module.auxiliary) == {"parade_style_head", "parade_style_projection", "parade_style_loss"}
+    assert parade.step == trainer.global_step > 0
+    assert any(not torch.equal(before[k], v) for k, v in module.head.state_dict().items())
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    entry = module.reports["test"]["mitigations"]["parade"]
+    assert entry["settings"]["strength"] == 0.1 and entry["settings"]["encoder_objective"] == "covariance"
+    measured = entry["measured"]["style"]
+    assert 0.0 <= measured["decorrelation"] <= 1.0 and measured["n"] == len(datamodule.views["test"])
+    assert measured["linear_cka"] is None or 0.0 <= measured["linear_cka"] <= 1.0 + 1e-6
+
+
+def test_a_module_without_the_protocol_is_told_what_is_missing(tiny_overrides, tmp_path):
+    datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
+
+    class Plain(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(2, 2)
+
+        def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+            return self.layer.weight.sum()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = L.Trainer(max_epochs=1, callbacks=[fairdml.Parade()], logger=False, default_root_dir=tmp_path)
+    with pytest.raises(TypeError, match="Parade needs a LightningModule that meets fairdml's MitigationHost"):
+        trainer.fit(Plain(), datamodule=datamodule)
