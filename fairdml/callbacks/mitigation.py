@@ -13,18 +13,16 @@ de-correlation). The card loops over these entries, so a new mitigation needs no
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import lightning as L
-import torch
 from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import nn
 
+from fairdml.models.module import LossTerm
 from fairdml.numbers import strict_json
 
 REPORT_KEY = "mitigations"
-LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # (module, step) -> named loss terms
 
 
 @runtime_checkable

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -28,7 +28,7 @@ from fairdml.models.embedding import EmbeddingModel
 if TYPE_CHECKING:
     from fairdml.data.datamodule import DMLDataModule
 
-LossTerm = Callable[["DMLModule", dict], dict[str, torch.Tensor]]
+LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # (host module, step) -> named loss terms
 
 
 class DMLModule(L.LightningModule):

@@ -4,6 +4,7 @@ from fairdml._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.reports.report": ("save_report", "load_report"),
+    "fairdml.reports.long_table": ("to_frame", "report_rows"),
     "fairdml.reports.audit": ("run_audit",),
     "fairdml.reports.runs": ("Run", "load_run", "find_runs"),
     "fairdml.reports.compare": ("run_compare",),

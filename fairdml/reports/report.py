@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fairdml.atomic import write_json
 from fairdml.numbers import strict_json
+from fairdml.reports.long_table import write_report_csv
 
 _MISSING = "-"
 SMALL_MARK = "*"  # after a small group's n and after a worst group that is small
@@ -18,8 +19,13 @@ def save_report(report: dict, path: str | os.PathLike) -> Path:
     """Write `report` as indented, strict JSON (parent folders created); returns the path.
 
     Atomic (fairdml.atomic): a run killed mid-write leaves the old report.json or none, never half of one.
+    The same figures go, one row per group and metric, to the .csv beside it (`long_table.report_rows`).
     """
-    return write_json(path, strict_json(report), indent=2)
+    table = Path(path).with_suffix(".csv")
+    table.unlink(missing_ok=True)  # a save cut short leaves no CSV rather than one of an older report
+    written = write_json(path, strict_json(report), indent=2)
+    write_report_csv(report, table)
+    return written
 
 
 def load_report(path: str | os.PathLike) -> dict:

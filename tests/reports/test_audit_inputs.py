@@ -123,10 +123,12 @@ def test_save_report_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="simulated"):
         save_report({"n": 2, "overall": {"nmi": float("nan")}, "groups": {}, "gaps": {}}, path)
     assert path.read_text() == before  # the old report, whole
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary left behind
+    # no temporary left behind, and no report.csv of the old report beside a report.json the save did not replace
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
     monkeypatch.undo()
     save_report({"n": 2, "overall": {"nmi": float("nan")}, "groups": {}, "gaps": {}}, path)
     assert json.loads(path.read_text())["overall"]["nmi"] is None
+    assert (tmp_path / "report.csv").read_text().splitlines()[1] == ",overall,nmi,,,,2,False"
 
 
 def test_model_card_files_are_written_atomically(tmp_path, monkeypatch):
