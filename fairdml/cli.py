@@ -51,18 +51,27 @@ def _init_config(args: argparse.Namespace) -> None:
 
 
 def _audit(args: argparse.Namespace) -> None:
-    from fairdml.reports.audit import run_audit
+    options = {
+        "ks": tuple(args.ks),
+        "seed": args.seed,
+        "model_card": args.card,
+        "card_inputs": args.card_inputs,
+        "kmeans_backend": args.kmeans,
+        "min_group_size": args.min_group_size,
+    }
+    if args.model is None:
+        if len(args.inputs) != 1:
+            raise ValueError(f"give one .npz of embeddings, or --model M with key=value overrides; got {args.inputs}")
+        from fairdml.reports.audit import run_audit
 
-    run_audit(
-        args.npz,
-        args.out,
-        ks=tuple(args.ks),
-        seed=args.seed,
-        model_card=args.card,
-        card_inputs=args.card_inputs,
-        kmeans_backend=args.kmeans,
-        min_group_size=args.min_group_size,
-    )
+        run_audit(args.inputs[0], args.out, **options)
+        return
+    not_overrides = [item for item in args.inputs if "=" not in item]
+    if not_overrides:
+        raise ValueError(f"with --model, the other arguments are key=value overrides (data=...); got {not_overrides}")
+    from fairdml.reports.audit_model import run_model_audit
+
+    run_model_audit(args.model, args.out, args.inputs, split=args.split, device=args.device, **options)
 
 
 def _card(args: argparse.Namespace) -> None:
@@ -73,6 +82,15 @@ def _card(args: argparse.Namespace) -> None:
         from fairdml.reports.card import screenshot_card
 
         written["screenshot"] = screenshot_card(written["html"], args.screenshot)
+    for path in written.values():
+        print(f"wrote {path}")
+
+
+def _datacard(args: argparse.Namespace) -> None:
+    _use_config_dir(args)
+    from fairdml.reports.datacard import write_data_card
+
+    written = write_data_card(args.overrides, args.out, max_images=args.max_images, max_distance=args.max_distance)
     for path in written.values():
         print(f"wrote {path}")
 
@@ -121,9 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--overwrite", action="store_true", help="write into a non-empty folder, replacing defaults")
     init.set_defaults(func=_init_config)
 
-    audit = add("audit", help="finDML report of existing embeddings (.npz), no training")
-    audit.add_argument("npz", help=".npz with arrays embeddings (N,D), labels (N,), groups (N,)")
-    audit.add_argument("--out", default="audit", help="output folder (report.json)")
+    audit = add("audit", help="finDML report of embeddings: an .npz, or a model on a dataset split (--model)")
+    audit.add_argument(
+        "inputs", nargs="*", metavar="NPZ | key=value",
+        help=".npz with arrays embeddings (N,D), labels (N,), groups (N,); with --model: data overrides as for train",
+    )  # fmt: skip
+    audit.add_argument(
+        "--model", default=None, metavar="M",
+        help="embed the data with M: a run folder, a model.pt, timm:NAME (with model.pretrained=true or "
+        "model.pretrained_path=FILE) or module:function returning an nn.Module",
+    )  # fmt: skip
+    audit.add_argument("--split", default="test", help="--model: the split to embed, test|val|train|all (default test)")
+    audit.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto",
+        help="--model: where to embed (auto: cuda with bf16 autocast when there is a GPU, else cpu)",
+    )  # fmt: skip
+    audit.add_argument("--out", default="audit", help="output folder (report.json, with --model the .npz too)")
     audit.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--kmeans", choices=["sklearn", "faiss"], default="sklearn", help="k-means for NMI")
@@ -142,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--embeddings", default=None, help=".npz of test embeddings (default: the run's)")
     card.add_argument("--screenshot", default=None, help="also save a PNG of the HTML card (needs Chromium)")
     card.set_defaults(func=_card)
+
+    datacard = add("datacard", help="write data_card.json/.html: the data as training composes it (+ overrides)")
+    datacard.add_argument("overrides", nargs="*", help="e.g. data=celeba data.root=/data/celeba")
+    datacard.add_argument("--out", default="data_card", help="output folder (default: data_card)")
+    datacard.add_argument("--config-dir", default=None, metavar="DIR", help="compose from this config folder")
+    datacard.add_argument(
+        "--max-images", type=int, default=None, metavar="N",
+        help="decode at most N images per split for hashes and sizes (default: all)",
+    )  # fmt: skip
+    datacard.add_argument(
+        "--max-distance", type=int, default=4, metavar="BITS",
+        help="near-duplicate: dHashes differing in at most BITS of 64 (default 4)",
+    )  # fmt: skip
+    datacard.set_defaults(func=_datacard)
 
     export = add("export", help="write the class-embedding model alone (no PARADE heads)")
     export.add_argument("source", help="a run folder or a .ckpt file")

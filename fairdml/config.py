@@ -31,6 +31,7 @@ class DataConfig:
     minority_share: float | None = 0.1  # share of the minority in the training split; None: as is
     imbalance_by: str = "samples"  # remove minority "samples" or whole minority "classes"
     split: dict[str, float] = field(default_factory=lambda: {"train": 0.6, "val": 0.1, "test": 0.3})
+    class_split: str = "random"  # random (shuffled, stratified by group) | ordered (label order: CUB's standard)
     image_size: int = 32
     augment: bool = True
     hflip: bool = False

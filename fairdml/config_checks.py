@@ -66,6 +66,7 @@ RULES: tuple[Rule, ...] = (
     Rule("nan_policy", one_of("error", "skip"), "error or skip"),
     Rule("data.minority_share", optional(between(0, 1, low_open=True)), "null or a share in (0, 1]"),
     Rule("data.imbalance_by", one_of("samples", "classes"), "samples or classes"),
+    Rule("data.class_split", one_of("random", "ordered"), "random or ordered (label order, CUB's standard protocol)"),
     Rule("data.image_size", at_least(1), ">= 1 (pixels)"),
     Rule("data.batch_size", at_least(1), ">= 1"),
     Rule("data.samples_per_class", at_least(1), ">= 1"),

@@ -297,12 +297,10 @@ def _embed(run_dir: Path, view, batch_size: int) -> np.ndarray:
         raise FileNotFoundError(
             f"neither embeddings_test.npz nor model.pt in {run_dir}; run `fairdml export {run_dir}`"
         )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_embedding_model(path).to(device)
-    loader = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False)
-    with torch.no_grad():
-        chunks = [model(batch["image"].to(device)).float().cpu() for batch in loader]
-    return torch.cat(chunks).numpy()
+    from fairdml.embed import embed_dataset
+
+    # full precision: these embeddings stand in for the run's own (float32) embeddings_test.npz
+    return embed_dataset(load_embedding_model(path), view, batch_size, mixed_precision=False)
 
 
 def load_run_data(run_dir: Path, cfg: DictConfig, summary: dict) -> DownstreamData:

@@ -13,6 +13,8 @@ CONFIG_FILE = "config.yaml"
 REPORT_FILE = "report.json"
 EMBEDDINGS_FILE = "embeddings_test.npz"
 DATA_SUMMARY_FILE = "data_summary.json"
+DATA_CARD_JSON_FILE = "data_card.json"  # `fairdml datacard`, or `fairdml train` (fairdml.reports.datacard)
+DATA_CARD_HTML_FILE = "data_card.html"
 SELECTION_FILE = "selection.json"
 MODEL_FILE = "model.pt"
 WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # the W&B run a resume continues
@@ -45,6 +47,8 @@ class RunPaths:
     report = _File(REPORT_FILE)
     embeddings = _File(EMBEDDINGS_FILE)
     data_summary = _File(DATA_SUMMARY_FILE)
+    data_card_json = _File(DATA_CARD_JSON_FILE)
+    data_card_html = _File(DATA_CARD_HTML_FILE)
     selection = _File(SELECTION_FILE)
     model = _File(MODEL_FILE)
     checkpoints = _File(CHECKPOINTS_DIR)

@@ -24,6 +24,7 @@ from fairdml.loggers import create_loggers, finish_loggers, log_run_files
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.nested import dotted_keys
+from fairdml.reports.datacard.write import write_run_data_card
 from fairdml.reports.report import save_report
 from fairdml.run_folder import (
     AtomicCheckpointIO,
@@ -158,6 +159,7 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
     if trainer.is_global_zero:
         write_text(RunPaths(run_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
         write_json(RunPaths(run_dir).data_summary, datamodule.summary(), default=str)
+        write_run_data_card(datamodule, run_dir, seed=cfg.seed)  # data_card.json/.html, ~1 s on digits
     trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
     guard = next(c for c in callbacks if isinstance(c, ValidationGuard))
     selection = None

@@ -45,3 +45,17 @@ def test_plain_container_has_no_omegaconf_objects():
     plain = to_container(compose_config([]))
     assert isinstance(plain, dict) and isinstance(plain["data"]["split"], dict)
     assert type(plain["evaluation"]["ks"]) is list
+
+
+@pytest.mark.parametrize(("experiment", "attribute"), [("celeba", "Male"), ("celeba_pale_skin", "Pale_Skin")])
+def test_celeba_experiments_choose_the_sensitive_attribute(experiment, attribute):
+    cfg = compose_config([f"experiment={experiment}"])
+    assert cfg.experiment == experiment and cfg.data.name == "celeba"
+    assert cfg.data.sensitive_attribute == attribute in cfg.data.options["sensitive_attributes"]
+    assert cfg.data.minority_share == 0.1 and cfg.model.backbone == "resnet50"  # the rest of the paper's setting
+
+
+def test_cub_standard_experiment_orders_classes():
+    cfg = compose_config(["experiment=cub_standard"])
+    assert cfg.data.class_split == "ordered" and dict(cfg.data.split) == {"train": 0.4, "val": 0.1, "test": 0.5}
+    assert compose_config([]).data.class_split == "random"

@@ -74,7 +74,9 @@ class DMLDataModule(L.LightningDataModule):
         groups = dataset.attribute_column(cfg.sensitive_attribute)
         self.group_attribute = cfg.sensitive_attribute
         self.group_names = list(dataset.attribute_values[dataset.attribute_names.index(self.group_attribute)])
-        splits = class_disjoint_split(dataset.labels, dict(cfg.split), self.seed, groups=groups)
+        splits = class_disjoint_split(
+            dataset.labels, dict(cfg.split), self.seed, groups=groups, class_split=cfg.class_split
+        )
         if "train" not in splits:
             raise ValueError(f"data.split needs a 'train' entry, got {list(splits)}")
         self.minority_code = minority_group_code(

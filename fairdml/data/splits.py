@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import numpy as np
 
+CLASS_SPLITS = ("random", "ordered")
+
 
 def class_disjoint_split(
-    labels: np.ndarray, fractions: dict[str, float], seed: int, groups: np.ndarray | None = None
+    labels: np.ndarray,
+    fractions: dict[str, float],
+    seed: int,
+    groups: np.ndarray | None = None,
+    class_split: str = "random",
 ) -> dict[str, np.ndarray]:
     """Split sample indices so that no class appears in two splits (DML is evaluated on unseen classes).
 
     `fractions` maps split name → share of the *classes* (e.g. train 0.6, val 0.1, test 0.3); the shares
     must sum to 1. Classes are shuffled with `seed`. With `groups`, classes are split within each group
     (a class's group is its most frequent one), so every split has the groups' share of classes.
+    `class_split="ordered"` takes the classes in label order instead, unshuffled and unstratified: CUB's
+    standard DML protocol (first 100 species train, last 100 test) is `{train: 0.5, test: 0.5}` ordered.
     """
+    if class_split not in CLASS_SPLITS:
+        raise ValueError(f"data.class_split must be one of {CLASS_SPLITS}, got {class_split!r}")
     total = sum(fractions.values())
     if abs(total - 1.0) > 1e-6 or any(f <= 0 for f in fractions.values()):
         raise ValueError(f"split fractions must be positive and sum to 1, got {dict(fractions)}")
@@ -21,14 +31,14 @@ def class_disjoint_split(
     if len(classes) < len(fractions):
         raise ValueError(f"{len(classes)} classes cannot fill {len(fractions)} class-disjoint splits")
     rng = np.random.default_rng(seed)
-    if groups is None:
+    if groups is None or class_split == "ordered":
         strata = [classes]
     else:
         class_group = np.array([np.bincount(groups[labels == c]).argmax() for c in classes])
         strata = [classes[class_group == g] for g in np.unique(class_group)]
     chosen: dict[str, list] = {name: [] for name in fractions}
     for stratum in strata:
-        order = rng.permutation(stratum)
+        order = stratum if class_split == "ordered" else rng.permutation(stratum)
         cuts = np.round(np.cumsum([0.0, *fractions.values()]) * len(order)).astype(int)
         for i, name in enumerate(fractions):
             chosen[name] += list(order[cuts[i] : cuts[i + 1]])

@@ -25,6 +25,25 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def check_audit_options(
+    out_dir: str | os.PathLike,
+    ks: Sequence[int],
+    seed: int,
+    model_card: bool,
+    card_inputs: str | None,
+    kmeans_backend: str,
+    min_group_size: int,
+) -> tuple[Path, ReportSettings]:
+    """The output folder and report settings, checked (with the card inputs) before any costly work."""
+    out = check_out_dir(out_dir)
+    settings = ReportSettings(ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend, min_group_size=min_group_size)
+    if model_card and card_inputs is not None:  # the card comes last and only warns: check its inputs first
+        from fairdml.reports.card.inputs import load_card_inputs
+
+        load_card_inputs(card_inputs)
+    return out, settings
+
+
 def run_audit(
     npz_path: str,
     out_dir: str,
@@ -34,13 +53,15 @@ def run_audit(
     card_inputs: str | None = None,
     kmeans_backend: str = "sklearn",
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    extra_meta: dict | None = None,
 ) -> dict:
     """Report of an .npz of embeddings: writes `out_dir/report.json`, prints the table, returns the dict.
 
     With `model_card`, also the model card (MODEL_CARD.md, model_card.html) in `out_dir`.
     `kmeans_backend="faiss"` makes NMI fast on large sets (see `fairness_report`). Groups with fewer than
     `min_group_size` samples are flagged "small" and not named worst (see `fairness_report`). A bad `out_dir`,
-    report option (`ReportSettings`) or card inputs file fails before the embeddings are read.
+    report option (`ReportSettings`) or card inputs file fails before the embeddings are read. `extra_meta`
+    joins `report["meta"]` (`fairdml audit --model` says there which model, data and split made the .npz).
 
     Example:
         >>> import tempfile, numpy as np
@@ -55,18 +76,13 @@ def run_audit(
         >>> sorted(report["groups"]), report["n"]
         (['dark', 'light'], 200)
     """
-    out = check_out_dir(out_dir)
-    settings = ReportSettings(ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend, min_group_size=min_group_size)
-    if model_card and card_inputs is not None:  # the card comes last and only warns: check its inputs first
-        from fairdml.reports.card.inputs import load_card_inputs
-
-        load_card_inputs(card_inputs)
+    out, settings = check_audit_options(out_dir, ks, seed, model_card, card_inputs, kmeans_backend, min_group_size)
     arrays = load_embeddings_npz(npz_path)
     report = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], settings)
     meta = {"source": str(npz_path)}
     if "group_attribute" in arrays:
         meta["group_attribute"] = str(arrays["group_attribute"])
-    report["meta"] = meta
+    report["meta"] = {**meta, **(extra_meta or {})}
     save_report(report, RunPaths(out).report)
     print(format_report_table(report))
     if model_card:

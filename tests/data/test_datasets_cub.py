@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers.fixtures_datasets import CUB_CLASSES, write_cub, write_garbage
 
+from fairdml.config import compose_config
+from fairdml.data import DMLDataModule
 from fairdml.data.cub import CUB
 from fairdml.data.imageio import DatasetFileError, ImageReadError
 from fairdml.data.registry import create_dataset
+from fairdml.data.splits import class_disjoint_split
 
 COLOURS = ("blue", "brown", "black", "white")
 
@@ -74,3 +78,31 @@ def test_missing_files_and_bad_images(tmp_path):
         data = CUB(str(tmp_path), skip_bad_files=True)
     assert data.image_ids.tolist() == [2, 3, 4, 6] and len(data.skipped_files) == 2
     assert data.attributes[:, 0].tolist() == [1, 0, 0, 1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_standard_protocol_first_classes_train_last_classes_test(tmp_path, seed):
+    """CUB's standard DML split (first 100 species train, last 100 test), as `data.class_split=ordered`."""
+    write_cub(tmp_path)
+    cfg = compose_config([
+        "data=cub", f"data.root={tmp_path}", "data.class_split=ordered", "~data.split.val",
+        "data.split.train=0.5", "data.split.test=0.5", "data.minority_share=null",
+    ])  # fmt: skip
+    assert dict(cfg.data.split) == {"train": 0.5, "test": 0.5}
+    datamodule = DMLDataModule(cfg.data, seed=seed)
+    datamodule.setup()
+    species = datamodule.views["train"].base.class_names
+    assert [species[c] for c in np.unique(datamodule.views["train"].labels)] == [CUB_CLASSES[0]]
+    assert [species[c] for c in np.unique(datamodule.views["test"].labels)] == [CUB_CLASSES[1]]
+
+
+def test_ordered_split_keeps_label_order_and_ignores_groups():
+    labels = np.repeat(np.arange(200), 2)
+    groups = np.random.default_rng(0).integers(0, 2, size=len(labels))
+    fractions = {"train": 0.4, "val": 0.1, "test": 0.5}
+    splits = class_disjoint_split(labels, fractions, seed=7, groups=groups, class_split="ordered")
+    assert [np.unique(labels[splits[s]]).tolist() for s in fractions] == [
+        list(range(80)), list(range(80, 100)), list(range(100, 200))
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="class_split must be one of"):
+        class_disjoint_split(labels, fractions, seed=0, class_split="standard")

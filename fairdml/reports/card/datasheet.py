@@ -11,6 +11,7 @@ import numpy as np
 
 from fairdml.reports.card.blocks import Block, Section, Table, Text, fmt_number, fmt_percent
 from fairdml.reports.runs import Run
+from fairdml.run_layout import DATA_CARD_HTML_FILE, RunPaths
 
 SPLIT_HEADERS = ["Split", "Samples", "Classes", "Minority share", "Imbalance ratio (largest/smallest group)"]
 GROUP_HEADERS = ["Split", "Group", "Samples", "Share of split", "Classes", "Images per class (mean)"]
@@ -95,4 +96,9 @@ def training_data_section(run: Run) -> Section:
         Table(["Field", "Value"], [[k, str(v)] for k, v in facts]),
     ]  # fmt: skip
     blocks += split_tables(summary, [s for s in (summary.get("splits") or {}) if s != "test"])
+    if RunPaths(run.path).data_card_html.is_file():
+        blocks.append(Text(
+            f"The data card, {DATA_CARD_HTML_FILE} in the run folder, has the full composition: images per class, "
+            "attribute co-occurrence, near-duplicates across splits and image sizes."
+        ))  # fmt: skip
     return Section("training-data", "Training data", blocks)

@@ -56,6 +56,9 @@ def _block(block: Any) -> str:
     raise TypeError(f"unknown card block {type(block).__name__}")
 
 
+block_html = _block  # public name: the data card (fairdml.reports.datacard) renders the same blocks
+
+
 _SCRIPT_ESCAPES = {"&": "\\u0026", "<": "\\u003c", ">": "\\u003e", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 

@@ -1,0 +1,167 @@
+"""`fairdml audit --model M [key=value ...]`: embed a dataset split with a model, then audit it as an .npz.
+
+M is a fairdml run folder or exported `model.pt`, `timm:NAME` (a timm backbone's features as the embedding)
+or `module:function` (a factory returning an `nn.Module` from images to embeddings). The data come from the
+same config composition as training, with evaluation transforms; the embeddings go through the one loop of
+`fairdml.embed` and are saved as `embeddings_<split>.npz`, which the `.npz` audit then reports on, so both
+forms of `fairdml audit` write the same files.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+from torch import nn
+
+from fairdml.atomic import atomic_path
+from fairdml.reports.audit import DEFAULT_MIN_GROUP_SIZE, check_audit_options, run_audit  # audit first: import order
+from fairdml.run_layout import RunPaths
+
+MODEL_FORMS = "a run folder, a model.pt, timm:NAME or module:function"
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def load_audit_model(spec: str, cfg: DictConfig) -> tuple[nn.Module, dict]:
+    """The model `spec` names and how `report["meta"]["model"]` describes it.
+
+    Raises:
+        ValueError: an unknown form, a factory that does not import or returns no `nn.Module`, a `timm:`
+            backbone without pretrained weights (random features would make the audit meaningless).
+        FileNotFoundError: a run folder without model.pt, a missing file.
+    """
+    if spec.startswith("timm:"):
+        return _timm_model(spec.removeprefix("timm:"), cfg)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        model_path = RunPaths(path).model
+        if not model_path.is_file():
+            raise FileNotFoundError(
+                f"--model {spec}: the folder has no {model_path.name}; export one with `fairdml export {spec}`"
+            )
+        return _exported_model(model_path), {"kind": "run", "run_dir": str(path), "path": str(model_path)}
+    if path.suffix in (".pt", ".pth") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"--model {spec}: no such model file")
+        return _exported_model(path), {"kind": "exported", "path": str(path)}
+    if _FACTORY.match(spec):
+        return _factory_model(spec), {"kind": "factory", "factory": spec}
+    raise ValueError(f"--model {spec!r} is not {MODEL_FORMS} (no such file or folder)")
+
+
+def _exported_model(path: Path) -> nn.Module:
+    from fairdml.models.embedding import load_embedding_model
+
+    try:
+        return load_embedding_model(path)
+    except (KeyError, RuntimeError, pickle.UnpicklingError, EOFError) as error:
+        raise ValueError(
+            f"--model {path} is not a model.pt written by fairdml (`fairdml export`): {error}".splitlines()[0]
+        ) from error
+
+
+def _timm_model(name: str, cfg: DictConfig) -> tuple[nn.Module, dict]:
+    from fairdml.models.backbones import create_backbone
+
+    pretrained, pretrained_path = bool(cfg.model.pretrained), cfg.model.pretrained_path
+    if not pretrained and pretrained_path is None:
+        raise ValueError(
+            f"--model timm:{name} has random weights unless model.pretrained=true (timm's hub cache) or "
+            f"model.pretrained_path=FILE is given; an audit of random features says nothing about a model"
+        )
+    model = create_backbone(name, pretrained_path, pretrained)
+    weights = "timm pretrained (hub cache)" if pretrained else str(pretrained_path)
+    return model, {"kind": "timm", "backbone": name, "weights": weights}
+
+
+def _factory_model(spec: str) -> nn.Module:
+    module_name, function_name = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--model {spec}: cannot import {module_name!r} ({error})") from error
+    factory = getattr(module, function_name, None)
+    if not callable(factory):
+        raise ValueError(f"--model {spec}: module {module_name!r} has no function {function_name!r}")
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"--model {spec}: the factory returned {type(model).__name__}, not a torch nn.Module")
+    return model
+
+
+def split_view(cfg: DictConfig, split: str):
+    """The split's DatasetView with evaluation transforms (also for train); `all`: every sample of the data."""
+    from fairdml.data.base import DatasetView
+    from fairdml.data.datamodule import DMLDataModule, build_transforms
+
+    datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
+    datamodule.setup()
+    if split != "all" and split not in datamodule.views:
+        raise ValueError(f"--split {split}: the data has no such split; it has {[*datamodule.views, 'all']}")
+    base = datamodule.views["train"].base
+    indices = np.arange(len(base)) if split == "all" else datamodule.views[split].indices
+    view = DatasetView(base, indices, build_transforms(cfg.data, train=False))
+    return view, datamodule.group_attribute, datamodule.group_names
+
+
+def save_embeddings_npz(path: Path, embeddings: np.ndarray, labels, groups, group_attribute: str) -> Path:
+    """The embeddings file format of `fairdml.reports.embeddings_file` (as training writes it)."""
+    with atomic_path(path, suffix=".npz") as temporary:
+        np.savez(
+            temporary,
+            embeddings=np.asarray(embeddings, dtype=np.float32),
+            labels=np.asarray(labels, dtype=np.int64),
+            groups=np.asarray(groups, dtype=str),
+            group_attribute=np.array(group_attribute),
+        )
+    return path
+
+
+def run_model_audit(
+    model: str,
+    out_dir: str | os.PathLike,
+    overrides: Sequence[str] = (),
+    split: str = "test",
+    ks: Sequence[int] = (1, 2, 4, 8),
+    seed: int = 0,
+    model_card: bool = True,
+    card_inputs: str | None = None,
+    kmeans_backend: str = "sklearn",
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    progress: bool = True,
+    device: str | None = None,
+) -> dict:
+    """Embed `split` of the data `overrides` compose with `model`, save the .npz in `out_dir`, audit it.
+
+    Writes what `run_audit` writes (report.json, report.csv, the card) plus `embeddings_<split>.npz`;
+    `report["meta"]` names the model, the data and the split. Options and inputs are checked before embedding.
+    `device` None: `cuda` (with bf16 autocast) when there is one, else `cpu` (float32 throughout).
+    """
+    from fairdml.config import compose_config
+    from fairdml.embed import embed_dataset, resolve_device
+
+    out, _ = check_audit_options(out_dir, ks, seed, model_card, card_inputs, kmeans_backend, min_group_size)
+    target = resolve_device(device)
+    cfg = compose_config(list(overrides))
+    network, model_meta = load_audit_model(model, cfg)
+    view, group_attribute, group_names = split_view(cfg, split)
+    embeddings = embed_dataset(
+        network, view, cfg.data.eval_batch_size, device=target, progress=progress, num_workers=cfg.data.num_workers
+    )
+    groups = np.asarray(group_names, dtype=str)[view.attribute_column(group_attribute)]
+    out.mkdir(parents=True, exist_ok=True)
+    npz_path = save_embeddings_npz(out / f"embeddings_{split}.npz", embeddings, view.labels, groups, group_attribute)
+    data_meta = {"name": cfg.data.name, "root": cfg.data.root, "split": split, "seed": cfg.seed}
+    precision = "bf16 autocast" if target.type == "cuda" else "float32"
+    meta = {"model": model_meta, "data": data_meta, "split": split, "overrides": list(overrides)}
+    meta["embedding"] = {"device": str(target), "precision": precision}
+    return run_audit(
+        str(npz_path), str(out), ks=ks, seed=seed, model_card=model_card, card_inputs=card_inputs,
+        kmeans_backend=kmeans_backend, min_group_size=min_group_size, extra_meta=meta,
+    )  # fmt: skip
