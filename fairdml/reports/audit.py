@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.settings import DEFAULT_MIN_GROUP_SIZE, ReportSettings
@@ -26,17 +27,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
 
 
 def check_audit_options(
-    out_dir: str | os.PathLike,
-    ks: Sequence[int],
-    seed: int,
-    model_card: bool,
-    card_inputs: str | None,
-    kmeans_backend: str,
-    min_group_size: int,
+    out_dir: str | os.PathLike, model_card: bool = True, card_inputs: str | None = None, **report_options: Any
 ) -> tuple[Path, ReportSettings]:
-    """The output folder and report settings, checked (with the card inputs) before any costly work."""
+    """The output folder and report settings (`ReportSettings`' keywords: ks, seed, kmeans_backend,
+    min_group_size, ...), checked with the card inputs before any costly work."""
     out = check_out_dir(out_dir)
-    settings = ReportSettings(ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend, min_group_size=min_group_size)
+    settings = ReportSettings.build(**report_options)
     if model_card and card_inputs is not None:  # the card comes last and only warns: check its inputs first
         from fairdml.reports.card.inputs import load_card_inputs
 
@@ -76,7 +72,10 @@ def run_audit(
         >>> sorted(report["groups"]), report["n"]
         (['dark', 'light'], 200)
     """
-    out, settings = check_audit_options(out_dir, ks, seed, model_card, card_inputs, kmeans_backend, min_group_size)
+    out, settings = check_audit_options(
+        out_dir, model_card, card_inputs, ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend,
+        min_group_size=min_group_size,
+    )  # fmt: skip
     arrays = load_embeddings_npz(npz_path)
     report = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], settings)
     meta = {"source": str(npz_path)}

@@ -15,13 +15,14 @@ import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
 from fairdml.atomic import atomic_path
-from fairdml.reports.audit import DEFAULT_MIN_GROUP_SIZE, check_audit_options, run_audit  # audit first: import order
+from fairdml.reports.audit import check_audit_options, run_audit  # audit first: import order
 from fairdml.run_layout import RunPaths
 
 MODEL_FORMS = "a run folder, a model.pt, timm:NAME or module:function"
@@ -128,16 +129,13 @@ def run_model_audit(
     out_dir: str | os.PathLike,
     overrides: Sequence[str] = (),
     split: str = "test",
-    ks: Sequence[int] = (1, 2, 4, 8),
-    seed: int = 0,
-    model_card: bool = True,
-    card_inputs: str | None = None,
-    kmeans_backend: str = "sklearn",
-    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     progress: bool = True,
     device: str | None = None,
+    **options: Any,
 ) -> dict:
     """Embed `split` of the data `overrides` compose with `model`, save the .npz in `out_dir`, audit it.
+
+    `options` are `run_audit`'s keywords (ks, seed, model_card, card_inputs, kmeans_backend, min_group_size).
 
     Writes what `run_audit` writes (report.json, report.csv, the card) plus `embeddings_<split>.npz`;
     `report["meta"]` names the model, the data and the split. Options and inputs are checked before embedding.
@@ -146,7 +144,7 @@ def run_model_audit(
     from fairdml.config import compose_config
     from fairdml.embed import embed_dataset, resolve_device
 
-    out, _ = check_audit_options(out_dir, ks, seed, model_card, card_inputs, kmeans_backend, min_group_size)
+    out, _ = check_audit_options(out_dir, **options)
     target = resolve_device(device)
     cfg = compose_config(list(overrides))
     network, model_meta = load_audit_model(model, cfg)
@@ -161,7 +159,4 @@ def run_model_audit(
     precision = "bf16 autocast" if target.type == "cuda" else "float32"
     meta = {"model": model_meta, "data": data_meta, "split": split, "overrides": list(overrides)}
     meta["embedding"] = {"device": str(target), "precision": precision}
-    return run_audit(
-        str(npz_path), str(out), ks=ks, seed=seed, model_card=model_card, card_inputs=card_inputs,
-        kmeans_backend=kmeans_backend, min_group_size=min_group_size, extra_meta=meta,
-    )  # fmt: skip
+    return run_audit(str(npz_path), str(out), extra_meta=meta, **options)
