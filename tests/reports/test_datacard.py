@@ -147,3 +147,15 @@ def test_model_card_mentions_the_data_card_when_the_run_has_one(tmp_path):
     assert "data_card.html" not in _training_data_text(run_dir)
     write_data_card(["data.options.samples_per_class=6", "data.options.num_classes=20"], run_dir)
     assert "data_card.html" in _training_data_text(run_dir)
+
+
+def test_distinct_small_images_with_flat_backgrounds_are_not_counted(tiny_overrides):
+    """The embedded digits: many 32-px images share most dHash bits; the thumbnail check rejects them."""
+    from fairdml.config import compose_config
+    from fairdml.data.datamodule import DMLDataModule
+
+    datamodule = DMLDataModule(compose_config(tiny_overrides).data, seed=0)
+    datamodule.setup()
+    found = measure_data(datamodule, max_images=200)["near_duplicates"]
+    assert sum(found["hash_candidates"].values()) > 0  # the hash alone would have called these duplicates
+    assert found["total_pairs"] == 0  # every scan composition is drawn afresh: no two images are the same

@@ -2,7 +2,9 @@
 
 A 64-bit difference hash (dHash), written by hand with PIL + NumPy rather than a dependency: the image as a
 9x8 greyscale thumbnail, one bit per horizontal neighbour pair (left brighter than right). Re-encoding,
-resizing and small colour shifts keep most bits, so a small Hamming distance flags a likely duplicate.
+resizing and small colour shifts keep most bits, so a small Hamming distance flags a *candidate*. On small
+images with flat backgrounds (the embedded 32-px digits) distinct images share most bits too, so a candidate
+counts as a near-duplicate only when a 16x16 greyscale thumbnail confirms it (`confirmed_pairs`).
 """
 
 from __future__ import annotations
@@ -27,19 +29,37 @@ def difference_hash(image: Image.Image) -> np.uint64:
     return bits.view(">u8")[0].astype(np.uint64)
 
 
-def hash_images(dataset: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(K,) uint64 dHashes and (K, 2) int64 (width, height) of the dataset's samples `indices`.
+THUMBNAIL = 16  # side of the greyscale thumbnail that confirms a hash candidate
+MAX_THUMBNAIL_DIFFERENCE = 0.03  # mean absolute difference in [0, 1]; distinct 32-px digits differ by ~0.08
+
+
+def hash_images(dataset: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K,) uint64 dHashes, (K, 2) int64 (width, height) and (K, 16, 16) float32 grey thumbnails in [0, 1]
+    of the dataset's samples `indices`.
 
     One lazy open per image: the size comes from the header, then a JPEG decodes at a reduced scale.
     """
     hashes = np.empty(len(indices), dtype=np.uint64)
     sizes = np.empty((len(indices), 2), dtype=np.int64)
+    thumbnails = np.empty((len(indices), THUMBNAIL, THUMBNAIL), dtype=np.float32)
     for position, index in enumerate(indices):
         with _open(dataset, int(index)) as image:
             sizes[position] = image.size
-            image.draft("L", (64, 64))  # no-op for non-JPEG; the hash needs 9x8 pixels only
+            image.draft("L", (64, 64))  # no-op for non-JPEG; hash and thumbnail need 16x16 pixels at most
             hashes[position] = difference_hash(image)
-    return hashes, sizes
+            grey = image.convert("L").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
+            thumbnails[position] = np.asarray(grey, dtype=np.float32) / 255.0
+    return hashes, sizes, thumbnails
+
+
+def confirmed_pairs(pairs: np.ndarray, thumbnails_a: np.ndarray, thumbnails_b: np.ndarray) -> np.ndarray:
+    """The rows of `close_pairs` whose thumbnails differ by at most MAX_THUMBNAIL_DIFFERENCE (mean, absolute)."""
+    keep = np.zeros(len(pairs), dtype=bool)
+    for start in range(0, len(pairs), 8192):  # bounded memory: 8192 pairs x 256 pixels at a time
+        block = pairs[start : start + 8192]
+        difference = np.abs(thumbnails_a[block[:, 0]] - thumbnails_b[block[:, 1]]).mean(axis=(1, 2))
+        keep[start : start + 8192] = difference <= MAX_THUMBNAIL_DIFFERENCE
+    return pairs[keep]
 
 
 def close_pairs(hashes_a: np.ndarray, hashes_b: np.ndarray, max_distance: int, chunk: int = 2048) -> np.ndarray:

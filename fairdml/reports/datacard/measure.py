@@ -12,7 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from fairdml.reports.datacard.image_hash import close_pairs, hash_images
+from fairdml.reports.datacard.image_hash import (
+    MAX_THUMBNAIL_DIFFERENCE,
+    close_pairs,
+    confirmed_pairs,
+    hash_images,
+)
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUANTILE_NAMES = ("min", "q25", "median", "q75", "max")
@@ -73,12 +78,16 @@ def _name(dataset: Any, index: int) -> str:
 
 
 def near_duplicates(
-    dataset: Any, chosen: dict[str, np.ndarray], hashes: dict[str, np.ndarray], max_distance: int
+    dataset: Any, chosen: dict[str, np.ndarray], hashes: dict[str, np.ndarray], max_distance: int,
+    thumbnails: dict[str, np.ndarray],
 ) -> dict:
-    """Pairs of images in different splits whose dHashes differ in at most `max_distance` bits."""
-    pairs, examples = {}, []
+    """Pairs of images in different splits whose dHashes differ in at most `max_distance` bits (candidates)
+    and whose thumbnails confirm it (`confirmed_pairs`): only confirmed pairs are counted as near-duplicates."""
+    pairs, candidates, examples = {}, {}, []
     for split_a, split_b in combinations(chosen, 2):
-        found = close_pairs(hashes[split_a], hashes[split_b], max_distance)
+        close = close_pairs(hashes[split_a], hashes[split_b], max_distance)
+        found = confirmed_pairs(close, thumbnails[split_a], thumbnails[split_b])
+        candidates[f"{split_a}/{split_b}"] = len(close)
         pairs[f"{split_a}/{split_b}"] = len(found)
         for i, j, distance in found[: DUPLICATE_EXAMPLES - len(examples)]:
             index_a, index_b = int(chosen[split_a][i]), int(chosen[split_b][j])
@@ -87,8 +96,10 @@ def near_duplicates(
                 "labels": [int(dataset.labels[index_a]), int(dataset.labels[index_b])], "distance": int(distance),
             })  # fmt: skip
     return {
-        "hash": "dHash, 64 bits (9x8 greyscale thumbnail)",
+        "hash": "dHash, 64 bits (9x8 greyscale thumbnail), confirmed by a 16x16 thumbnail",
         "max_distance": max_distance,
+        "max_thumbnail_difference": MAX_THUMBNAIL_DIFFERENCE,
+        "hash_candidates": candidates,
         "images_hashed": {split: len(indices) for split, indices in chosen.items()},
         "pairs_across_splits": pairs,
         "total_pairs": int(sum(pairs.values())),
@@ -140,8 +151,9 @@ def measure_data(
     rng = np.random.default_rng(seed)
     chosen = {split: _sample(view.indices, max_images, rng) for split, view in views.items()}
     hashed = {split: hash_images(dataset, indices) for split, indices in chosen.items()}
-    hashes = {split: h for split, (h, _) in hashed.items()}
-    sizes = np.concatenate([s for _, s in hashed.values()]).reshape(-1, 2)
+    hashes = {split: h for split, (h, _, _) in hashed.items()}
+    thumbnails = {split: t for split, (_, _, t) in hashed.items()}
+    sizes = np.concatenate([s for _, s, _ in hashed.values()]).reshape(-1, 2)
     return {
         "dataset": summary["dataset"],
         "n": len(dataset),
@@ -151,7 +163,7 @@ def measure_data(
         "splits": splits,
         "imbalance": imbalance(datamodule),
         "cooccurrence": cooccurrence(dataset.attributes, dataset.attribute_names, dataset.attribute_values),
-        "near_duplicates": near_duplicates(dataset, chosen, hashes, max_distance),
+        "near_duplicates": near_duplicates(dataset, chosen, hashes, max_distance, thumbnails),
         "image_sizes": image_sizes(sizes),
         "summary": summary,
     }

@@ -91,9 +91,12 @@ def duplicates_section(card: dict) -> Section:
     info = card["near_duplicates"]
     hashed = ", ".join(f"{split} {fmt_number(n)}" for split, n in info["images_hashed"].items())
     pairs = ", ".join(f"{key}: {fmt_number(n)}" for key, n in info["pairs_across_splits"].items())
+    candidates = sum(info["hash_candidates"].values())
     blocks: list[Block] = [
-        Text(f"{info['hash']}; a pair counts when at most {info['max_distance']} of 64 bits differ. "
-             f"Images hashed: {hashed}. Pairs across splits: {pairs or 'none'}."),
+        Text(f"{info['hash']}: a pair is a candidate when at most {info['max_distance']} of 64 bits differ, and "
+             f"counts when the two 16x16 grey thumbnails differ by at most {info['max_thumbnail_difference']} "
+             f"on average. Images hashed: {hashed}. Hash candidates: {fmt_number(candidates)}. "
+             f"Near-duplicate pairs across splits: {pairs or 'none'}."),
     ]  # fmt: skip
     if info["examples"]:
         rows = [[*e["splits"], *e["images"], str(e["distance"])] for e in info["examples"]]
