@@ -292,7 +292,7 @@ def _embed(run_dir: Path, view, batch_size: int) -> np.ndarray:
     """Embeddings of the test split with the run's exported model (when embeddings_test.npz is absent)."""
     from fairdml.models.embedding import load_embedding_model
 
-    path = run_dir / "model.pt"
+    path = RunPaths(run_dir).model
     if not path.is_file():
         raise FileNotFoundError(
             f"neither embeddings_test.npz nor model.pt in {run_dir}; run `fairdml export {run_dir}`"

@@ -52,3 +52,4 @@ class RunPaths:
     selection = _File(SELECTION_FILE)
     model = _File(MODEL_FILE)
     checkpoints = _File(CHECKPOINTS_DIR)
+    wandb_run_id = _File(WANDB_RUN_ID_FILE)

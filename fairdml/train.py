@@ -12,7 +12,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.atomic import write_json, write_text
 from fairdml.callbacks.instantiate import instantiate_callbacks
 from fairdml.callbacks.run_state import RunState, recorded_csv_rows
 from fairdml.callbacks.selection import build_checkpoint
@@ -25,6 +25,7 @@ from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.nested import dotted_keys
 from fairdml.reports.datacard.write import write_run_data_card
+from fairdml.reports.embeddings_file import save_embeddings_npz
 from fairdml.reports.report import save_report
 from fairdml.run_folder import (
     AtomicCheckpointIO,
@@ -221,12 +222,8 @@ def _write_test_outputs(
     save_report(report, RunPaths(run_dir).report)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
-    with atomic_path(RunPaths(run_dir).embeddings, suffix=".npz") as temporary:
-        np.savez(
-            temporary,
-            embeddings=gathered["embeddings"].numpy().astype(np.float32),
-            labels=gathered["labels"].numpy(),
-            groups=names[gathered["groups"].numpy()].astype(str),
-            group_attribute=np.array(datamodule.group_attribute),
-        )
+    save_embeddings_npz(
+        RunPaths(run_dir).embeddings, gathered["embeddings"].numpy(), gathered["labels"].numpy(),
+        names[gathered["groups"].numpy()].astype(str), datamodule.group_attribute,
+    )  # fmt: skip
     save_embedding_model(module.model, RunPaths(run_dir).model, extra={"experiment": cfg.experiment})

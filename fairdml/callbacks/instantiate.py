@@ -15,7 +15,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.callbacks.mitigation import Mitigation
+from fairdml.callbacks.mitigation import Mitigation, plain_values
 
 
 def build_callbacks(entries: Mapping[str, Any] | DictConfig | None) -> tuple[list[Callback], list[str]]:
@@ -85,7 +85,7 @@ def signature_defaults(entries: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         parameters = inspect.signature(cls.__init__).parameters.values()
         defaults[key] = {
-            p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+            p.name: plain_values(p.default)
             for p in parameters
             if p.name != "self" and p.default is not inspect.Parameter.empty
         }

@@ -91,7 +91,7 @@ class Mitigation(L.Callback, HyperparametersMixin):
 
     def settings(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready (lists for tuples, None for NaN)."""
-        return strict_json({key: _plain(value) for key, value in self.hparams.items()})
+        return strict_json({key: plain_values(value) for key, value in self.hparams.items()})
 
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
         """Figures measured at the end of the test (None: nothing to add)."""
@@ -112,10 +112,10 @@ class Mitigation(L.Callback, HyperparametersMixin):
         reports.setdefault("test", {}).setdefault(REPORT_KEY, {})[self.name] = entry
 
 
-def _plain(value: Any) -> Any:
+def plain_values(value: Any) -> Any:
     """Tuples as lists, nested, so the settings read the same in JSON and in the card."""
     if isinstance(value, tuple | list):
-        return [_plain(item) for item in value]
+        return [plain_values(item) for item in value]
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_values(item) for key, item in value.items()}
     return value

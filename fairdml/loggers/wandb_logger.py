@@ -22,7 +22,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from fairdml.atomic import write_text
-from fairdml.run_layout import WANDB_RUN_ID_FILE, RunPaths
+from fairdml.run_layout import RunPaths
 
 
 def _has_wandb_key() -> bool:
@@ -81,7 +81,7 @@ class SafeWandbLogger(WandbLogger):
 
 def wandb_run_id(run_dir: Path) -> str:
     """The id stored in the run folder (a resume), else the W&B agent's $WANDB_RUN_ID, else a new one."""
-    path = run_dir / WANDB_RUN_ID_FILE
+    path = RunPaths(run_dir).wandb_run_id
     if path.is_file() and path.read_text().strip():
         return path.read_text().strip()
     if os.environ.get("WANDB_RUN_ID"):
@@ -103,7 +103,7 @@ def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, confi
     )  # fmt: skip
     logger.experiment  # noqa: B018 - starts the W&B run on rank zero (a dummy on the others)
     if rank_zero_only.rank == 0:
-        write_text(run_dir / WANDB_RUN_ID_FILE, run_id + "\n")
+        write_text(RunPaths(run_dir).wandb_run_id, run_id + "\n")
     return logger
 
 

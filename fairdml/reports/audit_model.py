@@ -21,8 +21,8 @@ import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
-from fairdml.atomic import atomic_path
 from fairdml.reports.audit import check_audit_options, run_audit  # audit first: import order
+from fairdml.reports.embeddings_file import save_embeddings_npz
 from fairdml.run_layout import RunPaths
 
 MODEL_FORMS = "a run folder, a model.pt, timm:NAME or module:function"
@@ -109,19 +109,6 @@ def split_view(cfg: DictConfig, split: str):
     indices = np.arange(len(base)) if split == "all" else datamodule.views[split].indices
     view = DatasetView(base, indices, build_transforms(cfg.data, train=False))
     return view, datamodule.group_attribute, datamodule.group_names
-
-
-def save_embeddings_npz(path: Path, embeddings: np.ndarray, labels, groups, group_attribute: str) -> Path:
-    """The embeddings file format of `fairdml.reports.embeddings_file` (as training writes it)."""
-    with atomic_path(path, suffix=".npz") as temporary:
-        np.savez(
-            temporary,
-            embeddings=np.asarray(embeddings, dtype=np.float32),
-            labels=np.asarray(labels, dtype=np.int64),
-            groups=np.asarray(groups, dtype=str),
-            group_attribute=np.array(group_attribute),
-        )
-    return path
 
 
 def run_model_audit(

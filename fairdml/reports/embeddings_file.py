@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fairdml.atomic import atomic_path
+
 REQUIRED_ARRAYS = ("embeddings", "labels", "groups")
 SAVE_HINT = "save the arrays together with np.savez(PATH, embeddings=..., labels=..., groups=...)"
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip
@@ -121,3 +123,18 @@ def load_embeddings_npz(npz_path: str | os.PathLike) -> dict[str, np.ndarray]:
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{path}: labels must be integers, got dtype {labels.dtype}")
     return arrays
+
+
+def save_embeddings_npz(
+    path: Path, embeddings: np.ndarray, labels: np.ndarray, groups: np.ndarray, group_attribute: str
+) -> Path:
+    """Write the embeddings file `load_embeddings_npz` reads (training's test embeddings, `audit --model`'s)."""
+    with atomic_path(path, suffix=".npz") as temporary:
+        np.savez(
+            temporary,
+            embeddings=np.asarray(embeddings, dtype=np.float32),
+            labels=np.asarray(labels, dtype=np.int64),
+            groups=np.asarray(groups, dtype=str),
+            group_attribute=np.array(group_attribute),
+        )
+    return path

@@ -46,9 +46,10 @@ def hash_images(dataset: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarr
         with _open(dataset, int(index)) as image:
             sizes[position] = image.size
             image.draft("L", (64, 64))  # no-op for non-JPEG; hash and thumbnail need 16x16 pixels at most
-            hashes[position] = difference_hash(image)
-            grey = image.convert("L").resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
-            thumbnails[position] = np.asarray(grey, dtype=np.float32) / 255.0
+            grey = image.convert("L")  # once, for the hash and the thumbnail
+            hashes[position] = difference_hash(grey)
+            thumbnail = grey.resize((THUMBNAIL, THUMBNAIL), Image.Resampling.BILINEAR)
+            thumbnails[position] = np.asarray(thumbnail, dtype=np.float32) / 255.0
     return hashes, sizes, thumbnails
 
 

@@ -129,7 +129,7 @@ def imbalance(datamodule: Any) -> dict:
 def measure_data(
     datamodule: Any, max_images: int | None = None, max_distance: int = 4, seed: int = 0
 ) -> dict[str, Any]:
-    """The data card's content of a set-up DMLDataModule (its `views` and `summary()`).
+    """The data card's content of a set-up DMLDataModule (its `views`; data_summary.json keeps `summary()`).
 
     Args:
         datamodule: a `fairdml.data.DMLDataModule` after `setup()`.
@@ -139,7 +139,6 @@ def measure_data(
     """
     views = datamodule.views
     dataset = next(iter(views.values())).base
-    summary = datamodule.summary()
     splits = {}
     for split, view in views.items():
         groups = view.attribute_column(datamodule.group_attribute)
@@ -155,7 +154,7 @@ def measure_data(
     thumbnails = {split: t for split, (_, _, t) in hashed.items()}
     sizes = np.concatenate([s for _, s, _ in hashed.values()]).reshape(-1, 2)
     return {
-        "dataset": summary["dataset"],
+        "dataset": datamodule.cfg.name,
         "n": len(dataset),
         "group_attribute": datamodule.group_attribute,
         "group_names": list(datamodule.group_names),
@@ -165,5 +164,4 @@ def measure_data(
         "cooccurrence": cooccurrence(dataset.attributes, dataset.attribute_names, dataset.attribute_values),
         "near_duplicates": near_duplicates(dataset, chosen, hashes, max_distance, thumbnails),
         "image_sizes": image_sizes(sizes),
-        "summary": summary,
     }
