@@ -2,19 +2,22 @@
 
 Both sides get the same seeded, clustered, L2-normalised float32 embeddings (D = 128, ~50 samples per
 class) on the CPU with the same thread count. fairdml computes recall@1/2/4/8 and map@r (exact chunked
-torch kNN) and NMI (scikit-learn k-means++, n_init = 1); PML computes precision_at_1 (= recall@1),
-mean_average_precision_at_r and NMI (faiss IndexFlatL2 and faiss k-means, 20 iterations). Where NMI is
-run, the whole finDML report (two groups, 20% minority: every metric overall and per group, gaps, the
-leakage probe) is timed too, to show what a validation epoch costs beyond the PML-comparable figures.
+kNN: faiss IndexFlatL2 when installed, `--knn torch` for the torch path) and NMI (`--kmeans`: auto =
+scikit-learn k-means++ below N x classes = 1e7 and faiss above; sklearn; faiss); PML computes
+precision_at_1 (= recall@1), mean_average_precision_at_r and NMI (faiss IndexFlatL2 and faiss k-means, 20
+iterations). Where NMI is run and N <= --report-max-n, the whole finDML report (two groups, 20% minority:
+every metric overall and per group, gaps, the leakage probe) is timed too; for larger N,
+benchmarks/bench_audit.py times the whole audit per stage.
 
 Each measurement runs in a fresh subprocess. Peak memory = peak RSS during the call minus RSS just before
 it: the peak is reset with /proc/self/clear_refs and read from VmHWM (fallback: ru_maxrss), so it counts
 torch/faiss/numpy native allocations, which tracemalloc would miss. Time is wall and process CPU time; on a
 shared machine the CPU time is the fair comparison (other jobs stretch the wall time of either side).
 
-    nice python benchmarks/bench_metrics.py --sizes 10000 100000 --nmi-max-n 10000 [--kmeans faiss]
+    nice python benchmarks/bench_metrics.py --sizes 10000 100000 [--nmi-max-n 10000] [--kmeans faiss] [--knn torch]
 
-Every N gets a retrieval-only row (the kNN part alone); N <= --nmi-max-n also gets a row with NMI.
+Every N gets a retrieval-only row (the kNN part alone); N <= --nmi-max-n (default 100k) also gets a row with
+NMI.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ def _reset_peak() -> bool:
         return False
 
 
-KMEANS_BACKEND = os.environ.get("BENCH_KMEANS", "sklearn")  # fairdml's NMI backend, set by --kmeans
+KMEANS_BACKEND = os.environ.get("BENCH_KMEANS", "auto")  # fairdml's NMI backend, set by --kmeans
+KNN_BACKEND = os.environ.get("BENCH_KNN", "auto")  # fairdml's kNN backend, set by --knn
 
 
 def run_fairdml(x, labels, with_nmi: bool) -> dict:
@@ -74,7 +78,7 @@ def run_fairdml(x, labels, with_nmi: bool) -> dict:
     from fairdml.metrics.functional import kmeans_nmi, retrieval_per_query
 
     z, y = torch.from_numpy(x), torch.from_numpy(labels)
-    result = retrieval_per_query(z, y, ks=(1, 2, 4, 8))
+    result = retrieval_per_query(z, y, ks=(1, 2, 4, 8), knn_backend=KNN_BACKEND)
     out = {"recall@1": float(result.recall[1].nanmean()), "map@r": float(result.map_at_r.nanmean())}
     if with_nmi:
         out["nmi"] = kmeans_nmi(z, y, seed=0, backend=KMEANS_BACKEND)
@@ -87,7 +91,7 @@ def run_fairdml_report(x, labels, with_nmi: bool) -> dict:
     from fairdml.metrics.functional import fairness_report
 
     groups = np.where(np.random.default_rng(1).random(len(labels)) < 0.2, "minority", "majority")
-    report = fairness_report(x, labels, groups, seed=0, kmeans_backend=KMEANS_BACKEND)
+    report = fairness_report(x, labels, groups, seed=0, kmeans_backend=KMEANS_BACKEND, knn_backend=KNN_BACKEND)
     out = {"recall@1": report["overall"]["recall@1"], "map@r": report["overall"]["map@r"]}
     return out | {"nmi": report["overall"]["nmi"]}
 
@@ -138,9 +142,11 @@ def measure_one(method: str, n: int, with_nmi: bool, threads: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--nmi-max-n", type=int, default=10_000, help="NMI rows (both sides) up to this N")
+    parser.add_argument("--nmi-max-n", type=int, default=100_000, help="NMI rows (both sides) up to this N")
+    parser.add_argument("--report-max-n", type=int, default=10_000, help="whole-report row up to this N")
     parser.add_argument("--threads", type=int, default=1, help="torch, faiss and OpenMP threads for both")
-    parser.add_argument("--kmeans", choices=["sklearn", "faiss"], default="sklearn", help="NMI k-means")
+    parser.add_argument("--kmeans", choices=["auto", "sklearn", "faiss"], default="auto", help="NMI k-means")
+    parser.add_argument("--knn", choices=["auto", "torch", "faiss"], default="auto", help="fairdml's kNN")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement; the fastest is kept")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "N", "NMI"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,12 +156,14 @@ def main() -> None:
         return
 
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    env["BENCH_KMEANS"] = args.kmeans
+    env["BENCH_KMEANS"], env["BENCH_KNN"] = args.kmeans, args.knn
     rows = []
     for n in args.sizes:
         plan = [("fairdml", False), ("pml", False)]
         if n <= args.nmi_max_n:
-            plan += [("fairdml", True), ("pml", True), ("fairdml_report", True)]
+            plan += [("fairdml", True), ("pml", True)]
+        if n <= min(args.nmi_max_n, args.report_max_n):
+            plan += [("fairdml_report", True)]
         for method, with_nmi in plan:
             command = [sys.executable, __file__, "--threads", str(args.threads), "--one", method, str(n)]
             runs = []
@@ -168,7 +176,7 @@ def main() -> None:
             rows.append(min(runs, key=lambda run: run["cpu_seconds"]) | {"repeats": len(runs)})
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, {args.threads} thread(s) per side")
-    print(f"fairdml NMI k-means: {args.kmeans}; PML NMI k-means: faiss (20 iterations)")
+    print(f"fairdml kNN: {args.knn}, NMI k-means: {args.kmeans}; PML: faiss kNN and k-means (20 iterations)")
     print(f"least CPU time of {args.repeats} run(s); memory: peak RSS above the pre-call RSS")
     print(format_table(rows))
     for row in rows:

@@ -59,19 +59,23 @@ def _audit(args: argparse.Namespace) -> None:
         "kmeans_backend": args.kmeans,
         "min_group_size": args.min_group_size,
     }
+    from fairdml.metrics.functional.stages import listen_stages, print_stage
+
     if args.model is None:
         if len(args.inputs) != 1:
             raise ValueError(f"give one .npz of embeddings, or --model M with key=value overrides; got {args.inputs}")
         from fairdml.reports.audit import run_audit
 
-        run_audit(args.inputs[0], args.out, **options)
+        with listen_stages(print_stage):  # a line as each stage starts and ends: a large audit takes minutes
+            run_audit(args.inputs[0], args.out, **options)
         return
     not_overrides = [item for item in args.inputs if "=" not in item]
     if not_overrides:
         raise ValueError(f"with --model, the other arguments are key=value overrides (data=...); got {not_overrides}")
     from fairdml.reports.audit_model import run_model_audit
 
-    run_model_audit(args.model, args.out, args.inputs, split=args.split, device=args.device, **options)
+    with listen_stages(print_stage):
+        run_model_audit(args.model, args.out, args.inputs, split=args.split, device=args.device, **options)
 
 
 def _card(args: argparse.Namespace) -> None:
@@ -157,7 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", default="audit", help="output folder (report.json, with --model the .npz too)")
     audit.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8])
     audit.add_argument("--seed", type=int, default=0)
-    audit.add_argument("--kmeans", choices=["sklearn", "faiss"], default="sklearn", help="k-means for NMI")
+    audit.add_argument(
+        "--kmeans", choices=["auto", "sklearn", "faiss"], default="auto",
+        help="k-means for NMI (auto: scikit-learn up to N x classes = 1e7, faiss above when installed)",
+    )  # fmt: skip
     audit.add_argument(
         "--min-group-size", type=int, default=30, metavar="N",
         help="groups with fewer samples are flagged small and not named worst (default 30; 1 flags none)",

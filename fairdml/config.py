@@ -26,7 +26,7 @@ class DataConfig:
     name: str = "digits"  # registry name (fairdml.data.registry)
     root: str | None = None  # folder of an on-disk dataset
     options: dict[str, Any] = field(default_factory=dict)  # keyword arguments of the dataset class
-    sensitive_attribute: str = "style"  # the attribute whose groups the reports compare
+    sensitive_attribute: Any = "style"  # the attribute whose groups the reports compare; a list crosses them
     minority_group: str | None = None  # its value to under-represent; None: the rarest in training
     minority_share: float | None = 0.1  # share of the minority in the training split; None: as is
     imbalance_by: str = "samples"  # remove minority "samples" or whole minority "classes"
@@ -52,6 +52,7 @@ class ModelConfig:
     pretrained_path: str | None = None  # or a local weights file; with neither, nothing is downloaded
     backbone_kwargs: dict[str, Any] = field(default_factory=dict)
     embedding_dim: int = 128
+    compile: bool = False  # torch.compile the backbone and head (parameter names unchanged)
 
 
 @dataclass
@@ -142,6 +143,7 @@ class TrainConfig:
     resume: str | None = None  # "last" (of run_dir) or a checkpoint path
     overwrite: bool = False  # true: clear an existing run_dir first (without it, an existing run is refused)
     nan_policy: str = "error"  # error | skip
+    nonfinite_check_every: int = 50  # steps between host reads of the device-side non-finite flag
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

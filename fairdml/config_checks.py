@@ -64,6 +64,7 @@ def _limit_batches(value: Any) -> bool:
 RULES: tuple[Rule, ...] = (
     Rule("seed", between(0, 2**32 - 1), "a whole number in [0, 2**32 - 1] (NumPy's seed range)"),
     Rule("nan_policy", one_of("error", "skip"), "error or skip"),
+    Rule("nonfinite_check_every", at_least(1), ">= 1 (training steps between reads of the non-finite flag)"),
     Rule("data.minority_share", optional(between(0, 1, low_open=True)), "null or a share in (0, 1]"),
     Rule("data.imbalance_by", one_of("samples", "classes"), "samples or classes"),
     Rule("data.class_split", one_of("random", "ordered"), "random or ordered (label order, CUB's standard protocol)"),

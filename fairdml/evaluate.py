@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
 from fairdml.atomic import write_json
+from fairdml.data.intersections import group_attribute_name
 from fairdml.data.splits import class_disjoint_split, minority_count, minority_group_code
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
@@ -323,7 +324,7 @@ def load_run_data(run_dir: Path, cfg: DictConfig, summary: dict) -> DownstreamDa
     else:
         view = _test_view(cfg, label)
         embeddings = _embed(run_dir, view, cfg.data.eval_batch_size)
-        group_attribute = cfg.data.sensitive_attribute
+        group_attribute = group_attribute_name(cfg.data.sensitive_attribute)  # the view has the crossed column
         names = list(view.attribute_values[view.attribute_names.index(group_attribute)])
         classes, groups = view.labels, view.attribute_column(group_attribute)
     data = DownstreamData(embeddings, classes, groups, list(names), group_attribute)

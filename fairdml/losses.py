@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from pytorch_metric_learning import losses, miners
-from torch import nn
+from torch import Tensor, nn
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {
     "margin": losses.MarginLoss,
@@ -46,3 +47,63 @@ def create_miner(name: str | None, **kwargs: Any) -> nn.Module | None:
     if name not in MINERS:
         raise ValueError(f"unknown miner {name!r}; valid miners: {sorted(MINERS)} or null")
     return MINERS[name](**kwargs)
+
+
+# ---- per-group weighting of a loss (the reweighted and worst_group mitigations) ----------------------------
+# Losses whose terms PML indexes by the batch's samples (element: the sample; pair, triplet: the anchor first).
+SAMPLE_INDEXED = ("margin", "triplet", "contrastive", "multi_similarity")
+GroupWeights = Callable[[Tensor, Tensor], Tensor]  # (item losses (M,), their anchors' groups (M,)) -> (G,)
+
+
+def anchors_of(info: dict) -> Tensor | None:
+    """The anchor sample of each item of one PML sub-loss: the sample itself ("element"), the first index of a
+    pair or triplet; None for an already reduced (batch-level) term, which no sample owns."""
+    if info["reduction_type"] == "already_reduced" or not torch.is_tensor(info["losses"]):
+        return None
+    indices = info["indices"]
+    return indices if info["reduction_type"] == "element" else indices[0]
+
+
+def check_group_weightable(loss: nn.Module) -> None:
+    """Refuse a loss whose terms are not indexed by the batch's samples (proxy losses index their terms by class),
+    since weighting those by the anchor's group would silently weight the wrong terms."""
+    if not isinstance(loss, tuple(LOSSES[name] for name in SAMPLE_INDEXED)):
+        raise ValueError(
+            f"the loss {type(loss).__name__} cannot be weighted by group: its terms are not per sample, pair or "
+            f"triplet of the batch (proxy losses such as proxy_anchor are per class); use one of {list(SAMPLE_INDEXED)}"
+        )
+
+
+class GroupWeightedReducer(nn.Module):
+    """A pytorch-metric-learning reducer that multiplies each sample, pair or triplet loss by the weight of its
+    anchor's group, then reduces as the loss's own reducer (`inner`) does.
+
+    Written here because PML weights losses only as a whole; this keeps every loss's own reduction (average of
+    non-zero terms, divisor, mean), so with all weights 1 the loss is exactly the unweighted one. `groups`
+    (B,) is set for each batch; `group_weights(losses, anchor_groups)` returns the (G,) weights, from the
+    detached item losses when it needs them (GroupDRO) or ignoring them (fixed weights).
+    """
+
+    def __init__(self, inner: nn.Module, group_weights: GroupWeights, loss_name: str = "the loss") -> None:
+        super().__init__()
+        self.inner, self.group_weights, self.loss_name = inner, group_weights, loss_name
+        self.groups: Tensor | None = None
+
+    def forward(self, loss_dict: dict, embeddings: Tensor, labels: Tensor) -> Tensor:
+        if self.groups is None:
+            raise RuntimeError("GroupWeightedReducer: the batch's groups were not set before the loss was called")
+        anchors = {name: anchors_of(info) for name, info in loss_dict.items()}
+        weighted = [name for name, anchor in anchors.items() if anchor is not None]
+        if not weighted:
+            return self.inner(loss_dict, embeddings, labels)  # no term this batch (e.g. no mined triplet)
+        # One value per item, whatever the loss's layout (multi_similarity's are (B, 1)).
+        items = torch.cat([loss_dict[n]["losses"].detach().reshape(len(anchors[n]), -1).mean(1) for n in weighted])
+        item_groups = torch.cat([self.groups[anchors[name]] for name in weighted])
+        weights = self.group_weights(items, item_groups)
+        out = dict(loss_dict)
+        for name in weighted:
+            info = loss_dict[name]
+            factor = weights[self.groups[anchors[name]]].to(info["losses"].dtype)
+            shape = (-1,) + (1,) * (info["losses"].ndim - 1)  # item-wise, never broadcast across items
+            out[name] = {**info, "losses": info["losses"] * factor.reshape(shape)}
+        return self.inner(out, embeddings, labels)

@@ -40,6 +40,7 @@ from fairdml.metrics.functional.decorrelation import (
     projection_network,
 )
 from fairdml.models.heads import EmbeddingHead
+from fairdml.models.module import is_logging_step
 from fairdml.numbers import strict_json
 
 log = logging.getLogger("fairdml")
@@ -51,6 +52,7 @@ class _AttributeParts:
     key: str  # ModuleDict-safe name
     column: int  # index in batch["attributes"]
     strength: float
+    num_values: int  # values the attribute takes in the data (the one-hot width of its codes)
 
 
 class Parade(Mitigation):
@@ -179,7 +181,7 @@ class Parade(Mitigation):
                 # A loss with parameters (learnable margin beta, proxies) is trained like the main loss's.
                 pl_module.add_auxiliary(f"parade_{key}_loss", loss, loss=True)
             self._miners[key] = create_miner(hp.attribute_miner, **(hp.attribute_miner_kwargs or {}))
-            self._parts.append(_AttributeParts(name, key, column, strength))
+            self._parts.append(_AttributeParts(name, key, column, strength, value_counts[column]))
         pl_module.add_loss_term(self.loss_terms)
         self._attached_to = id(pl_module)
 
@@ -195,6 +197,7 @@ class Parade(Mitigation):
         features = step["features"] if hp.attribute_through_backbone else step["features"].detach()
         attributes = step["batch"]["attributes"]
         batch_size = len(attributes)
+        logging = is_logging_step(pl_module)
         terms: dict[str, torch.Tensor] = {}
         for part, strength in zip(self._parts, self.current_strengths(), strict=True):
             codes = attributes[:, part.column]
@@ -207,13 +210,15 @@ class Parade(Mitigation):
                 self._train_projection(part.key, projection, step["embeddings"], attribute_embeddings)
             projection_loss, corr = decorrelation_terms(
                 step["embeddings"], attribute_embeddings, projection, strength, hp.reverse_attribute_branch,
-                hp.correlation, hp.encoder_objective, codes,
+                hp.correlation, hp.encoder_objective, codes, part.num_values,
             )  # fmt: skip
             terms[f"parade_attr_{part.key}"] = hp.attribute_loss_weight * attribute_loss
             terms[f"parade_dec_{part.key}"] = projection_loss
-            pl_module.log(f"parade/{part.key}/correlation", corr, batch_size=batch_size)
-            pl_module.log(f"parade/{part.key}/strength", strength, batch_size=batch_size)
-            pl_module.log(f"parade/{part.key}/attribute_loss", attribute_loss.detach(), batch_size=batch_size)
+            if logging:  # only the steps whose values reach the loggers (`is_logging_step`)
+                pl_module.log(f"parade/{part.key}/correlation", corr, batch_size=batch_size)
+                # a Python number would be copied to the device by `log` (a sync); `new_full` only fills
+                pl_module.log(f"parade/{part.key}/strength", corr.new_full((), strength), batch_size=batch_size)
+                pl_module.log(f"parade/{part.key}/attribute_loss", attribute_loss.detach(), batch_size=batch_size)
         return terms
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001

@@ -76,6 +76,7 @@ def decorrelation_terms(
     form: CorrelationForm = "squared",
     objective: EncoderObjective = "reversal",
     codes: torch.Tensor | None = None,
+    num_values: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(the de-correlation loss, raw corr) for e_c (B, D), e_a (B, D′). P always descends −corr.
 
@@ -86,7 +87,8 @@ def decorrelation_terms(
     frozen copy of P (see the module docstring); e_a is left alone.
     "covariance": P learns on detached embeddings; e_c descends ρ′ × linear CKA(e_c, ē_a) (module docstring),
     ē_a = e_a averaged over the batch's samples with the same attribute value (`codes`, (B,)), so that only
-    the attribute's part of e_a counts, not what e_a happens to share with the class.
+    the attribute's part of e_a counts, not what e_a happens to share with the class. `num_values`: how many
+    values the attribute has (codes < num_values); None reads the batch's largest code, a host sync.
     "kernel_covariance": the same with a Gaussian kernel on e_c (`normalised_cross_covariance`).
     """
     if objective not in ENCODER_OBJECTIVES:
@@ -107,15 +109,20 @@ def decorrelation_terms(
         encoder_term = 1.0 - predicted.mean(dim=0).pow(2).sum()  # spread of P's predictions
     else:
         if codes is not None:
-            target = _group_means(target, codes)
+            target = _group_means(target, codes, num_values)
         kernel = "rbf" if objective == "kernel_covariance" else "linear"
         encoder_term = normalised_cross_covariance(class_in, target, kernel)
     return strength * encoder_term - corr, corr.detach()
 
 
-def _group_means(values: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """Each row of `values` (B, D) replaced by the mean of the rows with the same code ((B,) integers)."""
-    members = F.one_hot(codes.long()).to(values.dtype)  # (B, values)
+def _group_means(values: torch.Tensor, codes: torch.Tensor, num_values: int | None = None) -> torch.Tensor:
+    """Each row of `values` (B, D) replaced by the mean of the rows with the same code ((B,) integers).
+
+    A known `num_values` fixes the one-hot width without reading the codes' maximum on the host (on a GPU
+    that read waits for every queued kernel); values absent from the batch are zero columns, which change
+    nothing.
+    """
+    members = F.one_hot(codes.long(), num_values if num_values is not None else -1).to(values.dtype)  # (B, values)
     return members @ ((members.T @ values) / members.sum(dim=0).clamp_min(1)[:, None])
 
 

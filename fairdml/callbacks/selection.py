@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from fairdml.group_names import marginal_groups
 from fairdml.metrics.spec import metric_specs, report_log_keys, summary_higher_is_better
 
 _TRAIN_LOSS = re.compile(r"^train/loss(_[A-Za-z0-9_]+)?$")  # train/loss, train/loss_<term>
@@ -26,7 +27,8 @@ def validation_keys(ks: Sequence[int], group_names: Sequence[str], leakage: bool
     specs = metric_specs(ks)
     overall = [spec.name for spec in specs if spec.name != "attribute_leakage" or leakage]
     per_group = [spec.name for spec in specs if spec.per_group]
-    return [key.key for key in report_log_keys("val", overall, group_names, per_group)]
+    marginals = {a: list(groups) for a, groups in (marginal_groups(group_names) or {}).items()}
+    return [key.key for key in report_log_keys("val", overall, group_names, per_group, marginals)]
 
 
 def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:

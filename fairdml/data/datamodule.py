@@ -13,6 +13,7 @@ from torchvision.transforms import v2
 
 from fairdml.config import DataConfig
 from fairdml.data.base import DatasetView, DMLDataset
+from fairdml.data.intersections import select_group_attribute
 from fairdml.data.registry import create_dataset
 from fairdml.data.samplers import ClassBalancedBatchSampler
 from fairdml.data.splits import class_disjoint_split, impose_minority_share, minority_group_code
@@ -33,8 +34,8 @@ def build_transforms(cfg: DataConfig, train: bool) -> v2.Compose:
 class DMLDataModule(L.LightningDataModule):
     """Splits by class, under-represents the minority in training only, and batches m samples per class.
 
-    `group_attribute` (the config's `sensitive_attribute`) names the groups that metrics compare;
-    `group_names[code]` is each group's name.
+    `group_attribute` (the config's `sensitive_attribute`, or "A|B" when it lists attributes to cross) names
+    the groups that metrics compare; `group_names[code]` is each group's name ("A=1|B=0" when crossed).
 
     Args:
         cfg: the `data` block of a training config (`fairdml.config.DataConfig`).
@@ -71,8 +72,8 @@ class DMLDataModule(L.LightningDataModule):
                 options["root"] = cfg.root
             self._dataset = create_dataset(cfg.name, **options)
         dataset = self._dataset
-        groups = dataset.attribute_column(cfg.sensitive_attribute)
-        self.group_attribute = cfg.sensitive_attribute
+        self.group_attribute = select_group_attribute(dataset, cfg.sensitive_attribute)
+        groups = dataset.attribute_column(self.group_attribute)
         self.group_names = list(dataset.attribute_values[dataset.attribute_names.index(self.group_attribute)])
         splits = class_disjoint_split(
             dataset.labels, dict(cfg.split), self.seed, groups=groups, class_split=cfg.class_split

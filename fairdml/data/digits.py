@@ -20,10 +20,19 @@ from fairdml.data.base import DMLDataset
 from fairdml.data.registry import register_dataset
 
 STYLES = ("majority", "minority")
+# How the minority looks: "global" changes every pixel (ink, background, texture); "strokes" tints the ink only
+# (background as the majority's); "mark" keeps the majority's look and adds a small square in a corner. The
+# last two test whether a mitigation needs an attribute written into every pixel.
+MINORITY_STYLES = ("global", "strokes", "mark")
+MARK_FRACTION = 0.125  # the mark's side, as a share of the image side (4 px at 32 px)
 
 
-def _render(glyphs: np.ndarray, minority: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Compose (N, 2, 8, 8) digit scans into (N, size, size, 3) uint8 RGB images in the given styles."""
+def _render(
+    glyphs: np.ndarray, minority: np.ndarray, rng: np.random.Generator, size: int, minority_style: str = "global"
+) -> np.ndarray:
+    """Compose (N, 2, 8, 8) digit scans into (N, size, size, 3) uint8 RGB images in the given styles.
+
+    Every variant draws the same random numbers, so the scans, offsets and classes are the same in each."""
     n = len(glyphs)
     ink = torch.from_numpy(glyphs / 16.0).float().reshape(n * 2, 1, 8, 8)
     digit_px = size // 2
@@ -40,7 +49,14 @@ def _render(glyphs: np.ndarray, minority: np.ndarray, rng: np.random.Generator, 
     texture = torch.from_numpy(rng.uniform(0.75, 1.0, size=(n, size, size, 1))).float()
     ink_colour = torch.tensor([0.55, 0.15, 0.1])
     paper_colour = torch.tensor([0.95, 0.9, 0.7])
-    minority_rgb = texture * (paper_colour * (1 - canvas[..., None]) + ink_colour * canvas[..., None])
+    if minority_style == "global":
+        minority_rgb = texture * (paper_colour * (1 - canvas[..., None]) + ink_colour * canvas[..., None])
+    elif minority_style == "strokes":
+        minority_rgb = canvas[..., None] * torch.tensor([1.0, 0.55, 0.2])  # orange ink, the same black background
+    else:  # "mark": the majority's image with a bright square in the top-left corner
+        side = max(1, round(MARK_FRACTION * size))
+        minority_rgb = majority_rgb.clone()
+        minority_rgb[:, :side, :side] = torch.tensor([1.0, 0.8, 0.0])
     rgb = torch.where(is_min[:, None, None, None], minority_rgb, majority_rgb)
     return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
@@ -49,8 +65,9 @@ def _render(glyphs: np.ndarray, minority: np.ndarray, rng: np.random.Generator, 
 class ComposedDigits(DMLDataset):
     """100 classes ("00".."99") × `samples_per_class` images, with a per-class sensitive attribute `style`.
 
-    `minority_class_share` of the classes (chosen with `seed`) have the minority style. The training
-    imbalance is applied later by the data module (`data.minority_share`), not here.
+    `minority_class_share` of the classes (chosen with `seed`) have the minority style, drawn as
+    `minority_style` says (`MINORITY_STYLES`). The training imbalance is applied later by the data module
+    (`data.minority_share`), not here.
     """
 
     def __init__(
@@ -60,7 +77,10 @@ class ComposedDigits(DMLDataset):
         minority_class_share: float = 0.5,
         image_size: int = 32,
         seed: int = 0,
+        minority_style: str = "global",
     ):
+        if minority_style not in MINORITY_STYLES:
+            raise ValueError(f"minority_style must be one of {MINORITY_STYLES}, got {minority_style!r}")
         if not 2 <= num_classes <= 100:
             raise ValueError(f"num_classes must be in [2, 100] (two-digit numbers), got {num_classes}")
         if samples_per_class < 2:
@@ -77,7 +97,7 @@ class ComposedDigits(DMLDataset):
             [[rng.choice(by_digit[t]) for t in tens], [rng.choice(by_digit[u]) for u in units]], axis=1
         )
         style = np.isin(self.labels, minority_classes).astype(np.int64)
-        self.images = _render(digits.images[picks], style.astype(bool), rng, image_size)
+        self.images = _render(digits.images[picks], style.astype(bool), rng, image_size, minority_style)
         self.attributes = style[:, None]
         self.attribute_names = ("style",)
         self.attribute_values = (STYLES,)

@@ -110,12 +110,18 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
     Keys (`report_log_keys`, shared with the checkpoint monitor's check): `{prefix}/{metric}` (overall),
     `{prefix}/{metric}/group=<name>`, and per metric with groups `{prefix}/{metric}/gap` (max - min),
     `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst` (the worst group's value, so a
-    checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max).
+    checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max); crossed groups add each attribute's
+    marginal groups and `{prefix}/<attribute>/{metric}/gap|ratio|worst`.
     """
     overall, groups, gaps = report.get("overall", {}), report.get("groups", {}), report.get("gaps", {})
+    marginals = report.get("marginals") or {}
+    names = {attribute: list(entry["groups"]) for attribute, entry in marginals.items()}
     flat: dict[str, float] = {}
-    for key in report_log_keys(prefix, list(overall), list(groups), list(gaps)):
-        value = _log_value(key, overall, groups, gaps)
+    for key in report_log_keys(prefix, list(overall), list(groups), list(gaps), names):
+        if key.attribute is None:
+            value = _log_value(key, overall, groups, gaps)
+        else:
+            value = _log_value(key, overall, marginals[key.attribute]["groups"], marginals[key.attribute]["gaps"])
         number = finite_number(value)
         if number is not None:
             flat[key.key] = number

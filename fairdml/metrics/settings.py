@@ -51,10 +51,17 @@ class ReportSettings:
         distance: the retrieval distance ("euclidean", "cosine" or "inner_product", see `knn`).
         memory_budget_bytes: bound on the pairwise blocks of retrieval and uniformity.
         n_init: k-means restarts for NMI.
-        kmeans_backend: "sklearn" (k-means++, default) or "faiss" (PML's clustering, faster at large N).
+        kmeans_backend: "sklearn" (k-means++, default), "faiss" (PML's clustering, faster at large N) or
+            "auto" (faiss from N x classes >= clustering.AUTO_FAISS_MIN_WORK; the audit's default).
         bootstrap_resamples: > 0 adds percentile intervals of recall@k and map@r.
         confidence: the intervals' level (recorded only when there are intervals).
         min_group_size: groups with fewer samples are flagged "small" and not picked as worst.
+        timings: add report["timings"], {stage: wall seconds} (knn, clustering, geometry, leakage,
+            intervals). Off by default: seconds differ run to run and reports are compared byte for byte
+            (resume, DDP, the reference run); the audit turns it on.
+        knn_backend: "torch" (default), "auto" (faiss when installed, for float32 CPU inputs; the audit's)
+            or "faiss". Same neighbours except at float32 near-ties, where map@r can move by ~1e-5: the
+            default stays torch so earlier reports reproduce byte for byte (see `knn`).
 
     Example:
         >>> settings = ReportSettings(ks=(1, 4, 4), min_group_size=10)
@@ -63,7 +70,7 @@ class ReportSettings:
         >>> ReportSettings(kmeans_backend="kmeans")
         Traceback (most recent call last):
         ...
-        ValueError: kmeans_backend must be one of ('sklearn', 'faiss'), got 'kmeans'
+        ValueError: kmeans_backend must be one of ('sklearn', 'faiss', 'auto'), got 'kmeans'
     """
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
@@ -76,6 +83,8 @@ class ReportSettings:
     bootstrap_resamples: int = 0
     confidence: float = 0.95
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
+    timings: bool = False
+    knn_backend: str = "torch"
 
     def __post_init__(self) -> None:
         check_kmeans_backend(self.kmeans_backend)

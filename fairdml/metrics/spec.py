@@ -19,7 +19,7 @@ runs), so `register_metric` adds one without touching the report; the built-in s
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -189,27 +189,37 @@ class LogKey:
     metric: str
     group: str | None = None
     summary: str | None = None
+    attribute: str | None = None  # set for a marginal group's figure (report["marginals"][attribute])
 
 
 def report_log_keys(
-    split: str, overall_metrics: Sequence[str], group_names: Sequence[str], group_metrics: Sequence[str]
+    split: str,
+    overall_metrics: Sequence[str],
+    group_names: Sequence[str],
+    group_metrics: Sequence[str],
+    marginals: Mapping[str, Sequence[str]] | None = None,
 ) -> list[LogKey]:
     """The logger keys of a report for `split` ("" for none), in logging order: `{split}/{metric}` (overall),
-    `{split}/{metric}/group=<name>`, then `{split}/{metric}/gap|ratio|worst` per metric with groups.
+    `{split}/{metric}/group=<name>`, then `{split}/{metric}/gap|ratio|worst` per metric with groups. With
+    crossed groups, `marginals` (attribute -> its marginal group names) adds `{split}/{metric}/group=A=1` and
+    `{split}/A/{metric}/gap|ratio|worst` per attribute.
 
     The one key scheme: `flatten_report` fills these keys with values, `validation_keys` lists them for a
     checkpoint monitor, so a logged key and a key the monitor accepts cannot diverge.
     """
     prefix = f"{split}/" if split else ""
     keys = [LogKey(f"{prefix}{metric}", metric) for metric in overall_metrics]
-    keys += [
-        LogKey(f"{prefix}{metric}/group={group}", metric, group=group)
-        for group in group_names
-        for metric in group_metrics
-    ]
-    keys += [
-        LogKey(f"{prefix}{metric}/{summary}", metric, summary=summary)
-        for metric in group_metrics
-        for summary in GAP_SUMMARIES
-    ]
+    sets = [(None, "", group_names), *((a, f"{a}/", names) for a, names in (marginals or {}).items())]
+    for attribute, _, names in sets:
+        keys += [
+            LogKey(f"{prefix}{metric}/group={group}", metric, group=group, attribute=attribute)
+            for group in names
+            for metric in group_metrics
+        ]
+    for attribute, infix, _ in sets:
+        keys += [
+            LogKey(f"{prefix}{infix}{metric}/{summary}", metric, summary=summary, attribute=attribute)
+            for metric in group_metrics
+            for summary in GAP_SUMMARIES
+        ]
     return keys

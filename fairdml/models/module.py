@@ -31,6 +31,92 @@ if TYPE_CHECKING:
 LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # (host module, step) -> named loss terms
 
 
+class NonfiniteWatch:
+    """Non-finite losses noticed on the device and reported at the next read, so a step costs no host sync.
+
+    `observe` keeps a running "any non-finite since the last read" flag, the first bad step's index in the
+    window and its loss terms, all as device tensors updated with `torch.where` (no `if` on a tensor);
+    the host keeps each step's (epoch, global step, batch) in a list. `check` moves all of it to the host in
+    one transfer and raises FloatingPointError naming the first bad step. The module checks every
+    `nonfinite_check_every` steps, at the epoch's end, before validation and before a checkpoint is written,
+    so no checkpoint of NaN weights is saved silently; up to N − 1 steps may run on NaN weights before.
+    """
+
+    def __init__(self, every: int = 50):
+        if every < 1:
+            raise ValueError(f"nonfinite_check_every={every}: must be >= 1 (steps between reads)")
+        self.every = every
+        self._positions: list[tuple[int, int, int]] = []  # (epoch, global step, batch) of each observed step
+        self._names: list[str] = []
+        self._state: torch.Tensor | None = None  # [seen, first bad index, last loss, *first bad loss and terms]
+
+    def observe(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], position: tuple[int, int, int]) -> None:
+        values = torch.stack([loss.detach().float().reshape(()), *(_scalar(v, loss) for v in terms.values())])
+        names = list(terms)
+        if self._state is not None and (names != self._names or self._state.device != values.device):
+            self.check()  # the terms changed (rare): report the window so far before starting a new record
+        if self._state is None or not self._positions:
+            self._state = torch.zeros(3 + len(values), device=values.device)
+            self._names = names
+        seen, first_index, record = self._state[0], self._state[1], self._state[3:]
+        bad = ~torch.isfinite(values[0])
+        first = bad & (seen == 0)
+        self._state = torch.cat([
+            (seen.bool() | bad).float()[None],
+            torch.where(first, float(len(self._positions)), first_index)[None],
+            values[:1],
+            torch.where(first, values, record),
+        ])  # fmt: skip
+        self._positions.append(position)
+
+    def due(self) -> bool:
+        return len(self._positions) >= self.every
+
+    def check(self) -> float | None:
+        """Read the window (one host transfer); raise if a step in it was non-finite, else return the last
+        loss (None when nothing was observed since the last read)."""
+        if self._state is None or not self._positions:
+            return None
+        seen, first_index, last_loss, loss, *values = self._state.tolist()
+        positions, self._positions = self._positions, []
+        if seen:
+            epoch, global_step, batch_idx = positions[int(first_index)]
+            terms = dict(zip(self._names, values, strict=True))
+            raise FloatingPointError(
+                f"non-finite loss {loss} at epoch {epoch}, global step {global_step}, batch {batch_idx}; "
+                f"terms: {terms} (found at the check every nonfinite_check_every={self.every} steps). "
+                "Set nan_policy=skip to skip such batches (they are counted)."
+            )
+        return last_loss
+
+
+def is_logging_step(module: L.LightningModule) -> bool:
+    """Whether Lightning hands this training step's logged values to the loggers (every `log_every_n_steps`
+    steps, Lightning's own rule). Step-level values logged on other steps are overwritten unseen, and each
+    `self.log` costs about 1–2 ms of Python on the CPU (Lightning moves its result holder to the value's
+    device every call), so per-step terms are logged only when they are kept. True outside a Trainer."""
+    try:
+        trainer = module.trainer
+    except RuntimeError:  # not attached (a unit test calling a step by hand)
+        return True
+    # Lightning's own test (private in 2.x; counts batches, not optimiser steps, so skipped batches agree);
+    # without it, every step logs, as before
+    connector = getattr(trainer, "_logger_connector", None)
+    return connector is None or bool(trainer.fast_dev_run or connector.should_update_logs)
+
+
+def _scalar(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    value = value.detach().float().reshape(())
+    return value if value.device == like.device else value.to(like.device)
+
+
+def compile_model(model: EmbeddingModel) -> None:
+    """`model.compile=true`: torch.compile the backbone and head in place (`nn.Module.compile`), so the
+    parameters keep their names: checkpoints and the exported model have no `_orig_mod.` prefix."""
+    model.backbone.compile()
+    model.head.compile()
+
+
 class DMLModule(L.LightningModule):
     def __init__(self, config: dict, num_classes: int, group_names: list[str], group_attribute: str):
         """`config` is the plain-dict TrainConfig (plain so checkpoints load with weights_only=True)."""
@@ -41,6 +127,8 @@ class DMLModule(L.LightningModule):
             model_cfg["backbone"], model_cfg["embedding_dim"], model_cfg["pretrained_path"],
             pretrained=model_cfg.get("pretrained", False), **model_cfg["backbone_kwargs"],
         )  # fmt: skip
+        if model_cfg.get("compile", False):
+            compile_model(self.model)
         self.loss = create_loss(loss_cfg["name"], num_classes, model_cfg["embedding_dim"], **loss_cfg["kwargs"])
         self.miner = create_miner(loss_cfg["miner"], **loss_cfg["miner_kwargs"])
         self.auxiliary = nn.ModuleDict()
@@ -48,6 +136,7 @@ class DMLModule(L.LightningModule):
         self._loss_terms: list[LossTerm] = []
         self.group_attribute = group_attribute
         self.skipped_nonfinite = 0
+        self._nonfinite = NonfiniteWatch(int(config.get("nonfinite_check_every", 50)))
         eval_cfg, seed = config["evaluation"], config["seed"]
         self.val_fairness = EmbeddingFairness(group_names, ReportSettings.from_config(eval_cfg, seed, "val"))
         self.test_fairness = EmbeddingFairness(group_names, ReportSettings.from_config(eval_cfg, seed, "test"))
@@ -99,6 +188,7 @@ class DMLModule(L.LightningModule):
         return self.model.features(images)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self._nonfinite.check()  # a NaN seen since the last read raises here, before weights reach a file
         checkpoint["fairdml_skipped_nonfinite"] = self.skipped_nonfinite
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -126,21 +216,38 @@ class DMLModule(L.LightningModule):
         for term in self._loss_terms:
             terms.update(term(self, step))
         loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            return self._nonfinite(loss, terms, batch_idx)
-        batch_size = len(labels)
+        # nan_policy=skip keeps the one per-step host read: skipping exactly this batch's optimiser step needs
+        # the answer before Lightning runs backward (returning None is how a step is skipped).
+        if self.config["nan_policy"] == "skip" and not torch.isfinite(loss):
+            return self._skip_nonfinite()
+        self._nonfinite.observe(loss, terms, (self.current_epoch, self.global_step, batch_idx))  # no sync
+        batch_size, logging = len(labels), is_logging_step(self)
+        monitor = self.config.get("checkpoint", {}).get("monitor")
         for name, value in terms.items():
-            self.log(f"train/loss_{name}", value.detach(), batch_size=batch_size)
-        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=batch_size)
+            if logging or monitor == f"train/loss_{name}":  # a monitored term is read at epoch end: keep it fresh
+                self.log(f"train/loss_{name}", value.detach(), batch_size=batch_size)
+        # every step (checkpoint.monitor and early stopping may read it at any step's end); logger only: the
+        # progress bar turns its values into numbers (a host read) at every refresh, so it shows the loss of
+        # the periodic read instead (on_train_batch_end)
+        self.log("train/loss", loss.detach(), batch_size=batch_size)
         return loss
 
-    def _nonfinite(self, loss: torch.Tensor, terms: dict, batch_idx: int) -> None:
-        where = (
-            f"non-finite loss {loss.item()} at epoch {self.current_epoch}, global step {self.global_step}, "
-            f"batch {batch_idx}; terms: { {k: float(v) for k, v in terms.items()} }"
-        )
-        if self.config["nan_policy"] != "skip":
-            raise FloatingPointError(f"{where}. Set nan_policy=skip to skip such batches (they are counted).")
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._nonfinite.due():
+            last_loss = self._nonfinite.check()
+            if last_loss is not None:  # a CPU tensor: the progress bar reads it without touching the device
+                self.log("loss", torch.tensor(last_loss), prog_bar=True, logger=False, batch_size=1)
+
+    def on_train_epoch_end(self) -> None:
+        self._nonfinite.check()
+
+    def on_validation_start(self) -> None:
+        self._nonfinite.check()
+
+    def on_train_end(self) -> None:
+        self._nonfinite.check()
+
+    def _skip_nonfinite(self) -> None:
         self.skipped_nonfinite += 1
         self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
         return None
@@ -230,4 +337,3 @@ def gathered_embeddings(metric: EmbeddingFairness) -> dict[str, torch.Tensor]:
         state = {name: dim_zero_cat(getattr(metric, name)).cpu() for name in ("embeddings", "labels", "groups")}
         keep = drop_duplicate_indices(dim_zero_cat(metric.indices).cpu())
     return {name: value[keep] for name, value in state.items()}
-

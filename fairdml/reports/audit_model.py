@@ -96,6 +96,26 @@ def _factory_model(spec: str) -> nn.Module:
     return model
 
 
+def audit_config(model: str, overrides: Sequence[str]) -> tuple[DictConfig, str]:
+    """The config to embed with, and where it came from.
+
+    A run folder is audited on the run's own data, split and seed (its config.yaml, with `key=value` overrides
+    applied), so `fairdml audit --model RUN` needs no overrides. An override that chooses from a config group
+    (`data=celeba`, `model=tiny`) composes a fresh config from the config folder instead, as the other model
+    forms always do: a group choice only means something to composition.
+    """
+    from fairdml.config import compose_config
+    from fairdml.config_files import config_dir
+    from fairdml.evaluate import load_run_config
+
+    path = Path(model).expanduser()
+    groups = {folder.name for folder in config_dir().iterdir() if folder.is_dir()}
+    chooses_group = any(o.split("=", 1)[0].lstrip("+~") in groups for o in overrides)
+    if path.is_dir() and RunPaths(path).config.is_file() and not chooses_group:
+        return load_run_config(path, overrides), f"{RunPaths(path).config} + overrides"
+    return compose_config(list(overrides)), "composed from configs/ + overrides"
+
+
 def split_view(cfg: DictConfig, split: str):
     """The split's DatasetView with evaluation transforms (also for train); `all`: every sample of the data."""
     from fairdml.data.base import DatasetView
@@ -128,12 +148,11 @@ def run_model_audit(
     `report["meta"]` names the model, the data and the split. Options and inputs are checked before embedding.
     `device` None: `cuda` (with bf16 autocast) when there is one, else `cpu` (float32 throughout).
     """
-    from fairdml.config import compose_config
     from fairdml.embed import embed_dataset, resolve_device
 
     out, _ = check_audit_options(out_dir, **options)
     target = resolve_device(device)
-    cfg = compose_config(list(overrides))
+    cfg, config_source = audit_config(model, overrides)
     network, model_meta = load_audit_model(model, cfg)
     view, group_attribute, group_names = split_view(cfg, split)
     embeddings = embed_dataset(
@@ -145,5 +164,6 @@ def run_model_audit(
     data_meta = {"name": cfg.data.name, "root": cfg.data.root, "split": split, "seed": cfg.seed}
     precision = "bf16 autocast" if target.type == "cuda" else "float32"
     meta = {"model": model_meta, "data": data_meta, "split": split, "overrides": list(overrides)}
+    meta["config"] = config_source
     meta["embedding"] = {"device": str(target), "precision": precision}
     return run_audit(str(npz_path), str(out), extra_meta=meta, **options)

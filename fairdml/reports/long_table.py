@@ -23,7 +23,8 @@ OVERALL, GAP, RATIO = "overall", "gap", "ratio"
 
 def report_rows(report: dict) -> list[dict[str, Any]]:
     """Rows of `COLUMNS`: every overall figure, every group's figures, then each metric's gap (max - min) and
-    ratio (min / max). `low`/`high` are the report's interval where it has one; None where a value is undefined."""
+    ratio (min / max); with crossed groups, the same again for each attribute's marginal groups (`attribute`
+    names the set). `low`/`high` are the report's interval where it has one; None where a value is undefined."""
     attribute = (report.get("meta") or {}).get("group_attribute")
     intervals = report.get("intervals") or {}
 
@@ -35,14 +36,20 @@ def report_rows(report: dict) -> list[dict[str, Any]]:
         }  # fmt: skip
 
     rows = [row(OVERALL, metric, value, report.get("n")) for metric, value in (report.get("overall") or {}).items()]
-    for group, entry in (report.get("groups") or {}).items():
-        rows += [
-            row(group, metric, value, entry.get("n"), bool(entry.get("small")))
-            for metric, value in entry.items()
-            if metric not in ("n", "small")
-        ]
-    for metric, gap in (report.get("gaps") or {}).items():
-        rows += [row(GAP, metric, gap.get("max_minus_min")), row(RATIO, metric, gap.get("min_over_max"))]
+    # The groups compared (crossed ones when the run crosses attributes), then each attribute's marginal groups.
+    sets = [(attribute, report)] + [(a, entry) for a, entry in (report.get("marginals") or {}).items()]
+    for set_attribute, entries in sets:
+        for group, entry in (entries.get("groups") or {}).items():
+            rows += [
+                row(group, metric, value, entry.get("n"), bool(entry.get("small"))) | {"attribute": set_attribute}
+                for metric, value in entry.items()
+                if metric not in ("n", "small")
+            ]
+        for metric, gap in (entries.get("gaps") or {}).items():
+            rows += [
+                row(GAP, metric, gap.get("max_minus_min")) | {"attribute": set_attribute},
+                row(RATIO, metric, gap.get("min_over_max")) | {"attribute": set_attribute},
+            ]
     return rows
 
 

@@ -75,10 +75,7 @@ def format_report_table(report: dict) -> str:
             [
                 metric,
                 _cell(value),
-                *(
-                    _cell(report["groups"][g].get(metric)) if metric in report["groups"][g] else ""
-                    for g in groups
-                ),
+                *(_cell(report["groups"][g].get(metric)) if metric in report["groups"][g] else "" for g in groups),
                 _cell(gap.get("max_minus_min")) if gap else "",
                 _cell(gap.get("min_over_max")) if gap else "",
                 _worst_cell(gap) if gap else "",
@@ -91,9 +88,11 @@ def format_report_table(report: dict) -> str:
         minimum = (report.get("settings") or {}).get("min_group_size")
         below = f"n < min_group_size={minimum}" if minimum is not None else "below min_group_size"
         lines.append(
-            f"{SMALL_MARK} small group ({below}): figures uncertain; named worst only when no larger group "
-            "has a value"
+            f"{SMALL_MARK} small group ({below}): figures uncertain; named worst only when no larger group has a value"
         )
+    for attribute, entry in (report.get("marginals") or {}).items():  # crossed groups: each attribute alone
+        marginal = {"n": report.get("n"), "overall": report.get("overall", {}), "settings": report.get("settings")}
+        lines += ["", f"by {attribute} alone (marginal groups):", format_report_table(marginal | entry)]
     chance = report.get("chance_level", {}).get("attribute_leakage")
     if chance is not None:
         lines.append(f"attribute_leakage: balanced accuracy of a fresh probe; chance level {chance:.4f}")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::fairdml.metrics.functional.Fair
 
 
 def test_checks_fail_at_construction_with_the_old_messages():
-    with pytest.raises(ValueError, match=r"kmeans_backend must be one of \('sklearn', 'faiss'\), got 'torch'"):
+    with pytest.raises(ValueError, match=r"kmeans_backend must be one of \('sklearn', 'faiss', 'auto'\), got 'torch'"):
         ReportSettings(kmeans_backend="torch")
     with pytest.raises(ValueError, match="min_group_size must be an integer >= 1"):
         ReportSettings(min_group_size=0)

@@ -78,10 +78,13 @@ def test_run_folder_on_another_dataset_via_cli(run_dir, folder_overrides, tmp_pa
     np.testing.assert_allclose(embeddings[:5], expected, atol=1e-5)
 
 
-def test_run_on_its_own_test_split_reproduces_its_report(run_dir, tmp_path):
+@pytest.mark.parametrize("overrides", [(), TINY_OVERRIDES], ids=["run-config", "composed"])
+def test_run_on_its_own_test_split_reproduces_its_report(run_dir, tmp_path, overrides):
+    """With no overrides the run folder's own config.yaml gives the data; composing the same config agrees."""
     report = run_model_audit(
-        str(run_dir), tmp_path / "audit", TINY_OVERRIDES, model_card=False, progress=False, device="cpu"
+        str(run_dir), tmp_path / "audit", overrides, model_card=False, progress=False, device="cpu"
     )
+    assert report["meta"]["config"].startswith(str(RunPaths(run_dir).config) if not overrides else "composed")
     own = json.loads(RunPaths(run_dir).report.read_text())
     assert report["n"] == own["n"]
     for metric in REPORTED:

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fairdml.metrics.functional.stages import INTERVALS, staged
+
 
 def min_over_max(values: list[float]) -> float | None:
     """fairlearn's ratio min / max, in [0, 1], 1 = equal groups.
@@ -104,6 +106,7 @@ def bootstrap_mean_interval(
     return [float(low), float(high)]
 
 
+@staged(INTERVALS)
 def group_intervals(
     per_query: dict[str, Tensor],
     codes: Tensor,

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
 from fairdml.metrics.functional._common import warn
+from fairdml.metrics.functional.stages import LEAKAGE, staged
 
 
 @dataclass
@@ -60,6 +61,7 @@ def held_out_split(
     return train, test, "sample"
 
 
+@staged(LEAKAGE)
 def attribute_leakage(
     embeddings: Tensor,
     groups: Tensor,

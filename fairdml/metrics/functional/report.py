@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fairdml.group_names import marginal_groups
 from fairdml.metrics.functional._common import (
     FairnessMetricWarning,
     as_tensor,
@@ -30,6 +31,8 @@ from fairdml.metrics.functional._common import (
 from fairdml.metrics.functional.groups import group_gaps, group_intervals, masked_mean
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
+from fairdml.metrics.functional.set_metrics import resolve_report_kmeans
+from fairdml.metrics.functional.stages import collect_stages
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import MetricSpec, metric_specs
 from fairdml.numbers import strict_json
@@ -132,7 +135,7 @@ def fairness_report(
         (1.0, 'b')
     """
     settings = ReportSettings.build(settings, **options)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, collect_stages() as timings:
         warnings.simplefilter("always", FairnessMetricWarning)
         report = _build_report(embeddings, labels, groups, settings, group_names)
     messages = []
@@ -141,6 +144,8 @@ def fairness_report(
             messages.append(str(item.message))
         warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
     report["warnings"] = messages
+    if settings.timings:  # opt-in: seconds differ run to run, and reports are compared byte for byte
+        report["timings"] = timings
     return strict_json(report)
 
 
@@ -153,11 +158,13 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     codes, names = encode_groups(groups, group_names, n)
     codes = codes.to(x.device)
     ks = settings.ks
+    settings = resolve_report_kmeans(settings, y)  # "auto": one k-means for every set, groups compare alike
     z = l2_normalise(x)
 
     retrieval = retrieval_per_query(
-        z, y, ks, distance=settings.distance, memory_budget_bytes=settings.memory_budget_bytes
-    )
+        z, y, ks, distance=settings.distance, memory_budget_bytes=settings.memory_budget_bytes,
+        knn_backend=settings.knn_backend,
+    )  # fmt: skip
     per_query = {f"recall@{k}": retrieval.recall[k] for k in ks}
     per_query["map@r"] = retrieval.map_at_r
     everyone = torch.ones(n, dtype=torch.bool, device=x.device)
@@ -173,25 +180,29 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         overall["attribute_leakage"] = None
 
     group_specs = [spec for spec in specs if spec.per_group]
-    group_entries, excluded_by_group = {}, {}
-    for code, name in enumerate(names):
-        mask = codes == code
+
+    def group_entry(name: str, mask: Tensor) -> dict:
+        """One group's figures: its queries' retrieval means and the per-set metrics of its samples."""
         n_group = int(mask.sum())
         entry: dict = {"n": n_group}
         if 0 < n_group < settings.min_group_size:
             entry["small"] = True
-        excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
         if n_group == 0:
             warn(f"group {name!r} has no samples; its metrics are None")
-            entry |= dict.fromkeys(spec.name for spec in group_specs)
-        else:
-            with _warnings_prefixed(f"group {name!r}: "):
-                for metric, values in per_query.items():
-                    entry[metric] = masked_mean(values, mask)
-                if entry[f"recall@{ks[0]}"] is None:
-                    warn("no query has a positive in the gallery; recall@k and map@r are None")
-                entry |= _set_metrics(set_functions, z[mask], y[mask], settings)
-        group_entries[name] = entry
+            return entry | dict.fromkeys(spec.name for spec in group_specs)
+        with _warnings_prefixed(f"group {name!r}: "):
+            for metric, values in per_query.items():
+                entry[metric] = masked_mean(values, mask)
+            if entry[f"recall@{ks[0]}"] is None:
+                warn("no query has a positive in the gallery; recall@k and map@r are None")
+            entry |= _set_metrics(set_functions, z[mask], y[mask], settings)
+        return entry
+
+    group_entries, excluded_by_group = {}, {}
+    for code, name in enumerate(names):
+        mask = codes == code
+        excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
+        group_entries[name] = group_entry(name, mask)
 
     report = {
         "n": n,
@@ -205,11 +216,46 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         "chance_level": {"attribute_leakage": chance},
         "settings": settings.as_report(retrieval.effective_ks, leakage_split),
     }
+    marginals = marginal_groups(names)
+    if marginals is not None:  # crossed groups ("A=1|B=0"): each attribute's own groups as well
+        report["marginals"] = {
+            attribute: _marginal(members, codes, group_entry, group_specs, settings.min_group_size)
+            for attribute, members in marginals.items()
+        }
     if settings.bootstrap_resamples > 0:
         report["intervals"] = group_intervals(
             per_query, codes, names, settings.bootstrap_resamples, settings.confidence, settings.seed
         )
+        for members in (marginals or {}).values():
+            marginal_codes, marginal_names = _marginal_codes(members, codes)
+            extra = group_intervals(
+                per_query, marginal_codes, marginal_names, settings.bootstrap_resamples, settings.confidence,
+                settings.seed,
+            )  # fmt: skip
+            for metric, by_group in extra.items():
+                report["intervals"][metric] |= {g: v for g, v in by_group.items() if g != "overall"}
     return report
+
+
+def _marginal_codes(members: dict[str, list[int]], codes: Tensor) -> tuple[Tensor, list[str]]:
+    """Each sample's marginal group code, from its crossed group's code."""
+    lookup = torch.empty(sum(len(crossed) for crossed in members.values()), dtype=torch.long)  # they partition
+    for marginal, crossed in enumerate(members.values()):
+        lookup[crossed] = marginal
+    return lookup.to(codes.device)[codes], list(members)
+
+
+def _marginal(
+    members: dict[str, list[int]],
+    codes: Tensor,
+    group_entry: Callable[[str, Tensor], dict],
+    group_specs: Sequence[MetricSpec],
+    min_group_size: int,
+) -> dict:
+    """One attribute's marginal groups (each the union of its crossed groups) and their gaps."""
+    marginal_codes, marginal_names = _marginal_codes(members, codes)
+    entries = {name: group_entry(name, marginal_codes == m) for m, name in enumerate(marginal_names)}
+    return {"groups": entries, "gaps": _gaps(entries, group_specs, min_group_size)}
 
 
 def _gaps(group_entries: dict[str, dict], group_specs: Sequence[MetricSpec], min_group_size: int) -> dict:

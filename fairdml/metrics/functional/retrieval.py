@@ -14,6 +14,7 @@ from torch import Tensor
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, warn
 from fairdml.metrics.functional.knn import iter_knn_chunks
+from fairdml.metrics.functional.stages import KNN, staged
 
 
 @dataclass
@@ -41,6 +42,7 @@ def _clamp_ks(ks: Sequence[int], gallery_size: int) -> tuple[dict[int, int], lis
     return effective, messages
 
 
+@staged(KNN)
 def retrieval_per_query(
     embeddings: Tensor,
     labels: Tensor,
@@ -48,13 +50,15 @@ def retrieval_per_query(
     *,
     distance: str = "euclidean",
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    knn_backend: str = "torch",
 ) -> RetrievalPerQuery:
     """Recall@k and mAP@R of every sample as a query against all other samples.
 
     Recall@k_i = 1[any of the k nearest neighbours of i has class y_i].
     mAP@R_i = (1/R_i) * sum_{j<=R_i} P@j * rel_j, R_i = #{other samples of class y_i} (Musgrave et al. 2020).
     Queries with R_i = 0 are excluded (NaN) and counted in `has_positive`. Both are computed chunk by chunk
-    from a top-K search, K = max(max k, max R), so no (N, N) matrix is ever built.
+    from a top-K search, K = max(max k, max R), so no (N, N) matrix is ever built. `knn_backend` "torch"
+    (default), "auto" (faiss when installed, for float32 CPU inputs) or "faiss": see `knn`.
     """
     if len(ks) == 0:
         raise ValueError("ks must name at least one k, e.g. (1, 2, 4, 8)")
@@ -87,6 +91,7 @@ def retrieval_per_query(
         query_indices=valid,
         memory_budget_bytes=memory_budget_bytes,
         refine_distances=False,
+        backend=knn_backend,
     ):
         matches = labels[neighbours] == labels[queries].unsqueeze(1)  # (c, K)
         for k, k_used in effective_ks.items():

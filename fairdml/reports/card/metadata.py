@@ -12,6 +12,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from fairdml.group_names import EQUALS
 from fairdml.numbers import finite_number
 from fairdml.reports.card.blocks import value_of
 from fairdml.reports.card.inputs import CardInputs
@@ -75,7 +76,7 @@ def _add_downstream(results: _Results, attribute: str, downstream: Any) -> None:
             args = {"task": task, "group_attribute": attribute, "group": group, "n": values.get("n")}
             for metric, value in values.items():
                 if metric != "n":
-                    results.add(f"{base}:{attribute}={group}", args, f"downstream/{metric}", value)
+                    results.add(f"{base}:{group_slice(attribute, group)}", args, f"downstream/{metric}", value)
         for metric, gap in (entry.get("gaps") or {}).items():
             if isinstance(gap, dict):
                 extra = {
@@ -86,6 +87,12 @@ def _add_downstream(results: _Results, attribute: str, downstream: Any) -> None:
                 results.add(f"{base}:gap", {"task": task}, name, gap.get("max_minus_min"), extra)
 
 
+def group_slice(attribute: str, group: str) -> str:
+    """A group's slice name: "ATTRIBUTE=GROUP", or the group's own name when it already is one (crossed and
+    marginal groups are named "A=1|B=0", "A=1")."""
+    return group if EQUALS in group else f"{attribute}={group}"
+
+
 def build_eval_results(
     run: Run, verification: Verification | None, dataset_id: str, dataset_name: str
 ) -> list[EvalResult]:
@@ -93,10 +100,15 @@ def build_eval_results(
     report, attribute = run.report, run.group_attribute
     intervals = report.get("intervals") or {}
     results = _Results(dataset_id, dataset_name)
-    slices = [("overall", None, report.get("n"), report.get("overall") or {})]
-    slices += [(f"{attribute}={g}", g, e.get("n"), e) for g, e in (report.get("groups") or {}).items()]
-    for slice_name, group, n, values in slices:
-        args = {"group_attribute": attribute, "group": group, "n": n} if group is not None else {"n": n}
+    slices = [("overall", None, None, report.get("n"), report.get("overall") or {})]
+    sets = [(attribute, report), *(report.get("marginals") or {}).items()]  # crossed groups: marginals too
+    slices += [
+        (group_slice(a, g), a, g, e.get("n"), e)
+        for a, entries in sets
+        for g, e in (entries.get("groups") or {}).items()
+    ]
+    for slice_name, group_attribute, group, n, values in slices:
+        args = {"group_attribute": group_attribute, "group": group, "n": n} if group is not None else {"n": n}
         if group is not None and values.get("small"):
             args["small"] = True  # below report.json's settings.min_group_size: figures uncertain
         for metric, value in values.items():
@@ -105,28 +117,25 @@ def build_eval_results(
                 results.add(slice_name, args, metric, value, {"interval": list(ci) if ci else None})
         if verification is not None and group in verification.rates:
             _add_verification(results, slice_name, args, verification.rates[group])
-    gap_args = {"group_attribute": attribute, "groups": list(report.get("groups") or {})}
-    for metric, gap in (report.get("gaps") or {}).items():
-        if isinstance(gap, dict):
-            extra = {"min_over_max": _finite(gap.get("min_over_max")), "worst_group": gap.get("worst_group")}
-            if gap.get("worst_group_small"):
-                extra["worst_group_small"] = True
-            if gap.get("small_groups_excluded"):
-                extra["small_groups_excluded"] = list(gap["small_groups_excluded"])
-            results.add(
-                f"gap:{attribute}", gap_args, f"{metric}/max_minus_min", gap.get("max_minus_min"), extra
-            )
+    for group_attribute, entries in sets:
+        gap_args = {"group_attribute": group_attribute, "groups": list(entries.get("groups") or {})}
+        for metric, gap in (entries.get("gaps") or {}).items():
+            if isinstance(gap, dict):
+                extra = {"min_over_max": _finite(gap.get("min_over_max")), "worst_group": gap.get("worst_group")}
+                if gap.get("worst_group_small"):
+                    extra["worst_group_small"] = True
+                if gap.get("small_groups_excluded"):
+                    extra["small_groups_excluded"] = list(gap["small_groups_excluded"])
+                results.add(
+                    f"gap:{group_attribute}", gap_args, f"{metric}/max_minus_min", gap.get("max_minus_min"), extra
+                )
     _add_downstream(results, attribute, report.get("downstream"))
     return results.items
 
 
-def build_card_data(
-    run: Run, inputs: CardInputs, verification: Verification | None, model_name: str
-) -> ModelCardData:
+def build_card_data(run: Run, inputs: CardInputs, verification: Verification | None, model_name: str) -> ModelCardData:
     """The front matter: licence, tags, datasets and the eval results."""
-    eval_results = build_eval_results(
-        run, verification, run.dataset, f"{run.dataset} (test split, class-disjoint)"
-    )
+    eval_results = build_eval_results(run, verification, run.dataset, f"{run.dataset} (test split, class-disjoint)")
     return ModelCardData(
         model_name=model_name,
         license=inputs.license,

@@ -197,6 +197,19 @@ def equal_fmr_table(verification: Verification) -> Table:
     return Table(["Group", "Threshold for equal FMR", "FMR", "FNMR"], rows, note=note)
 
 
+def marginal_blocks(report: dict, metrics: list[str]) -> list[Block]:
+    """With crossed groups ("A=1|B=0"), each attribute's own groups and gaps, below the crossed ones."""
+    blocks: list[Block] = []
+    for attribute, entry in (report.get("marginals") or {}).items():
+        marginal = {k: report.get(k) for k in ("n", "overall", "intervals", "settings")} | entry
+        blocks += [
+            Heading(f"Groups by {attribute} alone (marginal)"),
+            group_table(marginal, metrics),
+            gap_table(entry.get("gaps") or {}, note=small_group_note(marginal)),
+        ]
+    return blocks
+
+
 def _leakage_blocks(run: Run) -> list[Block]:
     leakage = value_of((run.report.get("overall") or {}).get("attribute_leakage"))
     if leakage is None:
@@ -215,6 +228,7 @@ def quantitative_section(run: Run, verification: Verification | None) -> Section
     metrics = [m for m in (report.get("overall") or {}) if m != "attribute_leakage"]
     blocks: list[Block] = [Heading("Retrieval and embedding geometry by group"), group_table(report, metrics)]
     blocks += [Heading("Gaps between groups"), gap_table(report.get("gaps") or {}, note=small_group_note(report))]
+    blocks += marginal_blocks(report, metrics)
     blocks += _leakage_blocks(run)
     blocks += downstream_blocks(report.get("downstream"))
     if verification is not None:

@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 
 from fairdml import __version__
 from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.metrics.functional.stages import CARD_PAIRS, stage
 from fairdml.numbers import strict_json
 from fairdml.reports.card.blocks import fmt_number, value_of
 from fairdml.reports.card.inputs import load_card_inputs
@@ -90,7 +91,8 @@ def write_model_card(
     run = load_run(run_dir, embeddings=embeddings, need_embeddings=threshold_view)
     verification = None
     if threshold_view and run.arrays is not None:
-        verification = compute_verification(run.arrays, inputs.verification)
+        with stage(CARD_PAIRS):
+            verification = compute_verification(run.arrays, inputs.verification)
     model_name = _model_name(run, inputs.model_name)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"fairdml {__version__} · run {run.path.name} · card written {generated}"

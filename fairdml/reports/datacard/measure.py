@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fairdml.group_names import SEPARATOR
 from fairdml.reports.datacard.image_hash import (
     MAX_THUMBNAIL_DIFFERENCE,
     close_pairs,
@@ -153,15 +154,20 @@ def measure_data(
     hashes = {split: h for split, (h, _, _) in hashed.items()}
     thumbnails = {split: t for split, (_, _, t) in hashed.items()}
     sizes = np.concatenate([s for _, s, _ in hashed.values()]).reshape(-1, 2)
+    # The dataset's own attributes: a crossed one ("Male|Pale_Skin", added for the run) is their product and
+    # shows as the groups of `splits`; in the co-occurrence tables it would only repeat them.
+    own = [i for i, name in enumerate(dataset.attribute_names) if SEPARATOR not in name]
+    names = tuple(dataset.attribute_names[i] for i in own)
+    values = tuple(dataset.attribute_values[i] for i in own)
     return {
         "dataset": datamodule.cfg.name,
         "n": len(dataset),
         "group_attribute": datamodule.group_attribute,
         "group_names": list(datamodule.group_names),
-        "attributes": {name: list(values) for name, values in zip(dataset.attribute_names, dataset.attribute_values)},
+        "attributes": {name: list(v) for name, v in zip(names, values)},
         "splits": splits,
         "imbalance": imbalance(datamodule),
-        "cooccurrence": cooccurrence(dataset.attributes, dataset.attribute_names, dataset.attribute_values),
+        "cooccurrence": cooccurrence(dataset.attributes[:, own], names, values),
         "near_duplicates": near_duplicates(dataset, chosen, hashes, max_distance, thumbnails),
         "image_sizes": image_sizes(sizes),
     }
