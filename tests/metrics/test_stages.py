@@ -69,3 +69,27 @@ def test_uniformity_kernel_path_agrees_with_the_exact_one(n, dim):
     exact = uniformity(z, method="exact")
     assert uniformity(z, method="kernel", memory_budget_bytes=64 * n) == pytest.approx(exact, abs=1e-6)
     assert uniformity(z) == exact  # "auto" keeps the exact path up to UNIFORMITY_EXACT_MAX_N samples
+
+
+@pytest.mark.parametrize("n_classes", [40, 150])
+def test_one_shared_uniformity_pass_equals_each_sets_exact_uniformity(monkeypatch, n_classes):
+    """Above UNIFORMITY_EXACT_MAX_N the report takes every set's uniformity (overall, crossed and marginal groups)
+    from one pass over the pairs; each equals the float64 uniformity of that set's own samples."""
+    import fairdml.metrics.functional.geometry as geometry
+    from fairdml.metrics.functional.geometry import uniformity
+
+    monkeypatch.setattr(geometry, "UNIFORMITY_EXACT_MAX_N", 50)
+    generator = torch.Generator().manual_seed(n_classes)
+    labels = torch.arange(n_classes).repeat_interleave(4)
+    noise = torch.randn(len(labels), 16, generator=generator)
+    embeddings = torch.nn.functional.one_hot(labels % 16, 16).float() + noise
+    codes = (labels % 3 == 0).long() * 2 + labels % 2
+    names = ["A=0|B=0", "A=0|B=1", "A=1|B=0", "A=1|B=1"]
+    report = fairness_report(embeddings, labels, codes, group_names=names, ks=(1,), leakage=False)
+    z = torch.nn.functional.normalize(embeddings.double(), dim=1)
+    assert report["overall"]["uniformity"] == pytest.approx(uniformity(z, method="exact"), abs=1e-6)
+    for code, name in enumerate(names):
+        exact = uniformity(z[codes == code], method="exact")
+        assert report["groups"][name]["uniformity"] == pytest.approx(exact, abs=1e-6)
+    a = report["marginals"]["A"]["groups"]["A=1"]["uniformity"]
+    assert a == pytest.approx(uniformity(z[codes >= 2], method="exact"), abs=1e-6)

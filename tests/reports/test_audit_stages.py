@@ -27,4 +27,5 @@ def test_audit_prints_each_stage_and_records_its_seconds(tmp_path, capsys):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["timings"]) == set(stages)
     assert report["settings"]["kmeans_backend"] == "sklearn"  # "auto" on 120 samples
+    assert report["settings"]["knn_backend"] == "faiss"  # "auto" with faiss installed (the dev extra)
     assert "timings" not in (tmp_path / "out" / "report.csv").read_text()

@@ -1,46 +1,35 @@
-"""Pure finDML math: tensors in, numbers out, no state (torchmetrics' functional/ convention)."""
+"""Pure finDML math: tensors in, numbers out, no state (torchmetrics' functional/ convention).
 
-from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, FairnessMetricWarning
-from fairdml.metrics.functional.clustering import kmeans_nmi
-from fairdml.metrics.functional.decorrelation import attribute_cka, fresh_decorrelation, measure_decorrelation
-from fairdml.metrics.functional.downstream import downstream_report, fairness_criteria, group_rates
-from fairdml.metrics.functional.geometry import inter_class_alignment, intra_class_alignment, uniformity
-from fairdml.metrics.functional.groups import group_gaps
-from fairdml.metrics.functional.knn import iter_knn_chunks, knn
-from fairdml.metrics.functional.leakage import LeakageResult, attribute_leakage, held_out_split
-from fairdml.metrics.functional.report import fairness_report, metric_names
-from fairdml.metrics.functional.retrieval import (
-    RetrievalPerQuery,
-    mean_average_precision_at_r,
-    recall_at_k,
-    retrieval_per_query,
-)
-from fairdml.metrics.spec import higher_is_better
+Exports load on first use, so a module that needs one function (the audit: the report) does not import every
+other's dependencies (torchmetrics for the downstream rates, scikit-learn's probes) at start-up.
+"""
 
-__all__ = [
-    "DEFAULT_MEMORY_BUDGET_BYTES",
-    "FairnessMetricWarning",
-    "LeakageResult",
-    "RetrievalPerQuery",
-    "attribute_cka",
-    "attribute_leakage",
-    "downstream_report",
-    "fairness_criteria",
-    "fairness_report",
-    "fresh_decorrelation",
-    "group_gaps",
-    "group_rates",
-    "held_out_split",
-    "higher_is_better",
-    "inter_class_alignment",
-    "intra_class_alignment",
-    "iter_knn_chunks",
-    "kmeans_nmi",
-    "knn",
-    "mean_average_precision_at_r",
-    "measure_decorrelation",
-    "metric_names",
-    "recall_at_k",
-    "retrieval_per_query",
-    "uniformity",
-]
+from fairdml._lazy import lazy_exports
+
+# Eager, as before: the function shares its module's name, and a lazily loaded package attribute `knn` would be
+# the submodule (Python binds it on the submodule's first import) rather than the function.
+from fairdml.metrics.functional.knn import knn as knn
+
+_MODULES = {
+    "fairdml.metrics.functional._common": ("DEFAULT_MEMORY_BUDGET_BYTES", "FairnessMetricWarning"),
+    "fairdml.metrics.functional.clustering": ("kmeans_nmi",),
+    "fairdml.metrics.functional.decorrelation": ("attribute_cka", "fresh_decorrelation", "measure_decorrelation"),
+    "fairdml.metrics.functional.downstream": ("downstream_report", "fairness_criteria", "group_rates"),
+    "fairdml.metrics.functional.geometry": ("inter_class_alignment", "intra_class_alignment", "uniformity"),
+    "fairdml.metrics.functional.groups": ("group_gaps",),
+    "fairdml.metrics.functional.intervals": ("cluster_bootstrap_intervals",),
+    "fairdml.metrics.functional.knn": ("iter_knn_chunks",),
+    "fairdml.metrics.functional.leakage": ("LeakageResult", "attribute_leakage", "held_out_split"),
+    "fairdml.metrics.functional.report": ("fairness_report", "metric_names"),
+    "fairdml.metrics.functional.retrieval": (
+        "RetrievalPerQuery", "mean_average_precision_at_r", "recall_at_k", "retrieval_per_query",
+    ),
+    "fairdml.metrics.functional.stages": ("collect_stages", "listen_stages", "stage"),
+    "fairdml.metrics.spec": ("higher_is_better",),
+}  # fmt: skip
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)
+__all__ = sorted([*__all__, "knn"])
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

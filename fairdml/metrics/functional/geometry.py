@@ -114,19 +114,45 @@ def uniformity(
 
 
 def _uniformity_kernel_sum(embeddings: Tensor, sq_norms: Tensor, t: float, memory_budget_bytes: int) -> float:
-    """sum_{i != j} exp(-t ||z_i - z_j||^2) = 2 sum_{i < j}: each chunk of rows against the columns from its
-    first row on, its own (chunk, chunk) corner cut to j > i.
+    """sum_{i != j} exp(-t ||z_i - z_j||^2), all samples as one group of `uniformity_pair_sums`."""
+    codes = torch.zeros(embeddings.shape[0], dtype=torch.long, device=embeddings.device)
+    return 2 * float(uniformity_pair_sums(embeddings, codes, 1, t, memory_budget_bytes, sq_norms).sum())
 
-    exp(-t d_ij^2) = exp(-t |z_i|^2) * exp(2t <z_i, z_j> - t |z_j|^2): the second factor is one addmm, so the
-    block is never converted to float64 (that copy alone cost as much as the matmul); the row factor
-    multiplies each row's sum. No max-subtraction is needed: the exponent is at most t |z_i|^2, which the
-    caller bounds below float32's overflow. One block is allocated and reused (fresh pages cost a pass too).
+
+def uniformity_kernel_applies(embeddings: Tensor, t: float = 2.0) -> bool:
+    """Whether `uniformity(method="auto")` takes the kernel path for this set (large, and float32-safe)."""
+    n = embeddings.shape[0]
+    return n > UNIFORMITY_EXACT_MAX_N and t * float((embeddings * embeddings).sum(dim=1).max()) < _MAX_EXPONENT
+
+
+def uniformity_pair_sums(
+    embeddings: Tensor,
+    codes: Tensor,
+    n_groups: int,
+    t: float = 2.0,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    sq_norms: Tensor | None = None,
+) -> Tensor:
+    """(G, G) float64: S[g, h] = sum over pairs i < j with i in group g and j in group h of exp(-t ||z_i - z_j||^2).
+
+    One pass over the pairs gives the kernel sums of every union of groups (a set M's is the sum of S over
+    M x M), so a report's uniformity overall, per group and per marginal group costs one N^2 pass, not one per
+    set. Each chunk of rows meets the columns from its first row on, its own (chunk, chunk) corner cut to j > i.
+    exp(-t d_ij^2) = exp(-t |z_i|^2) * exp(2t <z_i, z_j> - t |z_j|^2): the second factor is one addmm into a
+    reused float32 block (never converted to float64: that copy alone cost as much as the matmul), its columns
+    summed per group by a matmul with the group indicator; the row factor multiplies each row's sums. No
+    max-subtraction is needed: the exponent is at most t |z_i|^2, which the caller bounds below float32's
+    overflow (`uniformity_kernel_applies`).
     """
     n = embeddings.shape[0]
+    embeddings = embeddings.to(compute_dtype(embeddings))
+    if sq_norms is None:
+        sq_norms = (embeddings * embeddings).sum(dim=1)
     item = torch.finfo(embeddings.dtype).bits // 8
-    rows = rows_per_chunk(n, item, memory_budget_bytes)  # the block itself; its row sums are O(rows)
+    rows = rows_per_chunk(n, item, memory_budget_bytes)  # the block itself; its per-group sums are O(rows * G)
     bias = sq_norms.mul(-t)
-    total = torch.zeros((), dtype=torch.float64, device=embeddings.device)
+    member = torch.nn.functional.one_hot(codes, n_groups).to(embeddings.dtype)  # (N, G)
+    sums = torch.zeros(n_groups, n_groups, dtype=torch.float64, device=embeddings.device)
     block = embeddings.new_empty(min(rows, n) * n)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
@@ -135,6 +161,16 @@ def _uniformity_kernel_sum(embeddings: Tensor, sq_norms: Tensor, t: float, memor
         torch.addmm(bias[start:], embeddings[start:stop], embeddings[start:].T, alpha=2 * t, out=kernel)
         corner = torch.ones(size, size, dtype=torch.bool, device=embeddings.device).tril_()  # j <= i
         kernel[:, :size].masked_fill_(corner, float("-inf"))
-        row_sums = kernel.exp_().sum(dim=1).double()
-        total += (row_sums * bias[start:stop].double().exp()).sum()
-    return 2 * float(total)
+        by_column_group = (kernel.exp_() @ member[start:]).double() * bias[start:stop].double().exp()[:, None]
+        sums += member[start:stop].double().T @ by_column_group
+    return sums
+
+
+def uniformity_of_union(pair_sums: Tensor, counts: Tensor, members: list[int]) -> float | None:
+    """Uniformity of the union of groups `members`, from `uniformity_pair_sums` and the groups' sizes; None
+    for fewer than two samples (the caller warns, as `uniformity` does)."""
+    n = int(counts[members].sum())
+    if n < 2:
+        return None
+    total = float(pair_sums[members][:, members].sum())
+    return math.log(2 * total) - math.log(n * (n - 1))

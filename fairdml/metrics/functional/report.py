@@ -28,11 +28,14 @@ from fairdml.metrics.functional._common import (
     l2_normalise,
     warn,
 )
+from fairdml.metrics.functional.geometry import uniformity_kernel_applies, uniformity_of_union, uniformity_pair_sums
 from fairdml.metrics.functional.groups import group_gaps, group_intervals, masked_mean
+from fairdml.metrics.functional.knn import use_faiss
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 from fairdml.metrics.functional.set_metrics import resolve_report_kmeans
-from fairdml.metrics.functional.stages import collect_stages
+from fairdml.metrics.functional.set_metrics import uniformity as set_metric_uniformity
+from fairdml.metrics.functional.stages import GEOMETRY, collect_stages, stage
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import MetricSpec, metric_specs
 from fairdml.numbers import strict_json
@@ -169,8 +172,22 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     per_query["map@r"] = retrieval.map_at_r
     everyone = torch.ones(n, dtype=torch.bool, device=x.device)
 
+    shared = _shared_uniformity(set_functions, z, codes, len(names), settings)
+
+    def set_figures(mask: Tensor, members: list[int]) -> dict[str, float | None]:
+        """Every per-set metric of the samples under `mask` (the union of groups `members`); uniformity from
+        the one shared pass when the report has one."""
+        if shared is None:
+            return _set_metrics(set_functions, z[mask], y[mask], settings)
+        others = {name: f for name, f in set_functions.items() if name != "uniformity"}
+        values = _set_metrics(others, z[mask], y[mask], settings)
+        values["uniformity"] = uniformity_of_union(*shared, members)
+        if values["uniformity"] is None:
+            warn(f"uniformity is undefined for a set of {int(mask.sum())} sample(s); reported as None")
+        return {name: values[name] for name in set_functions}  # the specs' order, as the per-set path gives
+
     overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
-    overall |= _set_metrics(set_functions, z, y, settings)
+    overall |= set_figures(everyone, list(range(len(names))))
     chance, leakage_split = None, None
     if settings.leakage:
         probe = attribute_leakage(z, codes, y, seed=settings.seed)
@@ -181,7 +198,7 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
 
     group_specs = [spec for spec in specs if spec.per_group]
 
-    def group_entry(name: str, mask: Tensor) -> dict:
+    def group_entry(name: str, mask: Tensor, members: list[int]) -> dict:
         """One group's figures: its queries' retrieval means and the per-set metrics of its samples."""
         n_group = int(mask.sum())
         entry: dict = {"n": n_group}
@@ -195,14 +212,14 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
                 entry[metric] = masked_mean(values, mask)
             if entry[f"recall@{ks[0]}"] is None:
                 warn("no query has a positive in the gallery; recall@k and map@r are None")
-            entry |= _set_metrics(set_functions, z[mask], y[mask], settings)
+            entry |= set_figures(mask, members)
         return entry
 
     group_entries, excluded_by_group = {}, {}
     for code, name in enumerate(names):
         mask = codes == code
         excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
-        group_entries[name] = group_entry(name, mask)
+        group_entries[name] = group_entry(name, mask, [code])
 
     report = {
         "n": n,
@@ -216,6 +233,8 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         "chance_level": {"attribute_leakage": chance},
         "settings": settings.as_report(retrieval.effective_ks, leakage_split),
     }
+    if settings.knn_backend != "torch":  # an audit's "auto": record which search ran (the default run's: torch)
+        report["settings"]["knn_backend"] = "faiss" if use_faiss(z, settings.knn_backend) else "torch"
     marginals = marginal_groups(names)
     if marginals is not None:  # crossed groups ("A=1|B=0"): each attribute's own groups as well
         report["marginals"] = {
@@ -237,6 +256,19 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     return report
 
 
+def _shared_uniformity(
+    set_functions: dict[str, SetMetric], z: Tensor, codes: Tensor, n_groups: int, settings: ReportSettings
+) -> tuple[Tensor, Tensor] | None:
+    """For a large report with the built-in uniformity: the (G, G) kernel sums of one pass over all pairs and
+    the groups' sizes, from which overall, every group and every marginal group take their uniformity (one N^2
+    pass instead of one per set). None otherwise: each set computes its own, as `uniformity` does."""
+    if set_functions.get("uniformity") is not set_metric_uniformity or not uniformity_kernel_applies(z):
+        return None
+    with stage(GEOMETRY):
+        sums = uniformity_pair_sums(z, codes, n_groups, memory_budget_bytes=settings.memory_budget_bytes)
+    return sums, torch.bincount(codes, minlength=n_groups)
+
+
 def _marginal_codes(members: dict[str, list[int]], codes: Tensor) -> tuple[Tensor, list[str]]:
     """Each sample's marginal group code, from its crossed group's code."""
     lookup = torch.empty(sum(len(crossed) for crossed in members.values()), dtype=torch.long)  # they partition
@@ -248,13 +280,15 @@ def _marginal_codes(members: dict[str, list[int]], codes: Tensor) -> tuple[Tenso
 def _marginal(
     members: dict[str, list[int]],
     codes: Tensor,
-    group_entry: Callable[[str, Tensor], dict],
+    group_entry: Callable[[str, Tensor, list[int]], dict],
     group_specs: Sequence[MetricSpec],
     min_group_size: int,
 ) -> dict:
     """One attribute's marginal groups (each the union of its crossed groups) and their gaps."""
     marginal_codes, marginal_names = _marginal_codes(members, codes)
-    entries = {name: group_entry(name, marginal_codes == m) for m, name in enumerate(marginal_names)}
+    entries = {
+        name: group_entry(name, marginal_codes == m, members[name]) for m, name in enumerate(marginal_names)
+    }
     return {"groups": entries, "gaps": _gaps(entries, group_specs, min_group_size)}
 
 
