@@ -27,8 +27,8 @@ _MODULES = {
     "fairdml.metrics.functional.stages": ("collect_stages", "listen_stages", "stage"),
     "fairdml.metrics.spec": ("higher_is_better",),
 }  # fmt: skip
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)
-__all__ = sorted([*__all__, "knn"])
+_lazy_names, __getattr__, _ = lazy_exports(__name__, _MODULES)
+__all__ = sorted([*_lazy_names, "knn"])
 
 
 def __dir__() -> list[str]:
