@@ -132,6 +132,7 @@ class EvaluationConfig:
     model_card: bool = True  # MODEL_CARD.md + model_card.html in the run folder after the test
     card_inputs: str | None = None  # YAML of the card's person-only fields (configs/card/card_inputs.yaml)
     min_group_size: int = 30  # groups smaller than this are flagged in reports, never silently the worst
+    bootstrap_resamples: int = 1000  # class-level bootstrap of the test report's intervals (groups, gaps); 0: none
 
 
 @dataclass

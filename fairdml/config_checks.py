@@ -95,6 +95,7 @@ RULES: tuple[Rule, ...] = (
     Rule("checkpoint.save_top_k", lambda v: v == -1 or at_least(1)(v), ">= 1, or -1 for all (0 keeps no best)"),
     Rule("evaluation.ks", lambda v: bool(v) and all(at_least(1)(k) for k in v), "a non-empty list of k >= 1"),
     Rule("evaluation.min_group_size", at_least(1), ">= 1"),
+    Rule("evaluation.bootstrap_resamples", lambda v: v == 0 or at_least(2)(v), "0 (no intervals) or >= 2"),
     Rule("evaluation.downstream_test_share", between(0, 1, low_open=True, high_open=True), "in (0, 1)"),
     Rule("logger.wandb.mode", one_of("offline", "online", "disabled"), "offline, online or disabled"),
     Rule("logger.wandb.init_timeout", above(0), "> 0 (seconds)"),

@@ -146,6 +146,9 @@ def test_training_reports_crossed_and_marginal_groups(trained):
     assert {g: e["n"] for g, e in report["groups"].items()} == test_n
     marginal = report["marginals"]["Male"]["groups"]
     assert marginal["Male=1"]["n"] == test_n["Male=1|Pale_Skin=0"] + test_n["Male=1|Pale_Skin=1"]
+    intervals = report["intervals"]["recall@1"]  # on by default: class-level bootstrap, every group and gap
+    assert set(intervals) == {"overall", *CROSSED, "gap", "Male=0", "Male=1", "Pale_Skin=0", "Pale_Skin=1",
+                              "gap:Male", "gap:Pale_Skin"}  # fmt: skip
     assert report["mitigations"]["group_balanced"]["settings"] == {}
     assert report["mitigations"]["parade"]["settings"]["attributes"] == ["Male|Pale_Skin"]
     assert report["mitigations"]["parade"]["measured"]["Male|Pale_Skin"]  # PARADE's figures for the crossed attribute

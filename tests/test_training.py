@@ -57,6 +57,9 @@ def test_train_writes_run_folder_and_checkpoint_round_trips(tiny_overrides, tmp_
     assert (run_dir / "csv" / "metrics.csv").read_text().count("val/recall@1") >= 1
     report = json.loads((run_dir / "report.json").read_text())
     assert set(report["groups"]) == {"majority", "minority"}
+    # intervals by default (class-level bootstrap): recall@1 overall, every group and the gap
+    assert set(report["intervals"]["recall@1"]) == {"overall", "majority", "minority", "gap"}
+    assert "test/recall@1/gap/low" in (run_dir / "csv" / "metrics.csv").read_text()
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert report["n"] == summary["splits"]["test"]["n"]
     saved = np.load(run_dir / "embeddings_test.npz")

@@ -111,7 +111,8 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
     `{prefix}/{metric}/group=<name>`, and per metric with groups `{prefix}/{metric}/gap` (max - min),
     `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst` (the worst group's value, so a
     checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max); crossed groups add each attribute's
-    marginal groups and `{prefix}/<attribute>/{metric}/gap|ratio|worst`.
+    marginal groups and `{prefix}/<attribute>/{metric}/gap|ratio|worst`. Each interval of the report adds
+    `<its figure's key>/low` and `/high` (e.g. `test/recall@1/gap/low`).
     """
     overall, groups, gaps = report.get("overall", {}), report.get("groups", {}), report.get("gaps", {})
     marginals = report.get("marginals") or {}
@@ -125,7 +126,26 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
         number = finite_number(value)
         if number is not None:
             flat[key.key] = number
+    for metric, entries in (report.get("intervals") or {}).items():
+        for where, interval in entries.items():
+            if interval is None:
+                continue
+            for end, number in zip(("low", "high"), interval):
+                flat[f"{_interval_key(prefix, metric, where)}/{end}"] = number
     return flat
+
+
+def _interval_key(prefix: str, metric: str, where: str) -> str:
+    """Where an interval is logged, beside the figure it bounds: `{prefix}/{metric}` (overall),
+    `.../group=<name>`, `.../gap`, and `{prefix}/<attribute>/{metric}/gap` for a marginal set's gap."""
+    head = f"{prefix}/" if prefix else ""
+    if where == "overall":
+        return f"{head}{metric}"
+    if where == "gap":
+        return f"{head}{metric}/gap"
+    if where.startswith("gap:"):
+        return f"{head}{where.removeprefix('gap:')}/{metric}/gap"
+    return f"{head}{metric}/group={where}"
 
 
 def _log_value(key: LogKey, overall: dict, groups: dict, gaps: dict) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
 from fairdml.metrics.functional.clustering import check_kmeans_backend
 
+DEFAULT_BOOTSTRAP_RESAMPLES = 1000  # class draws of the intervals (cheap: one (R, C) @ (C, G) product per metric)
 DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
 UNIFORMITY_T = 2  # Wang & Isola's t (uniformity) and alpha (alignment), fixed by finDML
 ALIGNMENT_ALPHA = 2
@@ -53,7 +54,8 @@ class ReportSettings:
         n_init: k-means restarts for NMI.
         kmeans_backend: "sklearn" (k-means++, default), "faiss" (PML's clustering, faster at large N) or
             "auto" (faiss from N x classes >= clustering.AUTO_FAISS_MIN_WORK; the audit's default).
-        bootstrap_resamples: > 0 adds percentile intervals of recall@k and map@r.
+        bootstrap_resamples: > 0 adds percentile intervals of recall@k and map@r, overall, per group and of each
+            gap, from a class-level bootstrap (`functional.intervals`); 0: no intervals.
         confidence: the intervals' level (recorded only when there are intervals).
         min_group_size: groups with fewer samples are flagged "small" and not picked as worst.
         timings: add report["timings"], {stage: wall seconds} (knn, clustering, geometry, leakage,
@@ -80,7 +82,7 @@ class ReportSettings:
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     n_init: int = 1
     kmeans_backend: str = "sklearn"
-    bootstrap_resamples: int = 0
+    bootstrap_resamples: int = DEFAULT_BOOTSTRAP_RESAMPLES
     confidence: float = 0.95
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE
     timings: bool = False
@@ -88,6 +90,12 @@ class ReportSettings:
 
     def __post_init__(self) -> None:
         check_kmeans_backend(self.kmeans_backend)
+        resamples = self.bootstrap_resamples
+        is_int = isinstance(resamples, (int, np.integer)) and not isinstance(resamples, bool)
+        if not is_int or resamples == 1 or resamples < 0:
+            raise ValueError(f"bootstrap_resamples must be 0 (no intervals) or an integer >= 2, got {resamples!r}")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
         object.__setattr__(self, "min_group_size", check_min_group_size(self.min_group_size))
         object.__setattr__(self, "ks", check_ks(self.ks))
 
@@ -116,6 +124,10 @@ class ReportSettings:
             leakage=evaluation_cfg[_LEAKAGE_KEY[split]],
             # .get: checkpoints from before the key
             min_group_size=evaluation_cfg.get("min_group_size", DEFAULT_MIN_GROUP_SIZE),
+            # the test report's intervals; a validation only picks checkpoints, so it skips them
+            bootstrap_resamples=evaluation_cfg.get("bootstrap_resamples", DEFAULT_BOOTSTRAP_RESAMPLES)
+            if split == "test"
+            else 0,
         )
 
     def as_report(self, effective_ks: Mapping[int, int], leakage_split: str | None) -> dict[str, Any]:

@@ -28,8 +28,8 @@ def report_rows(report: dict) -> list[dict[str, Any]]:
     attribute = (report.get("meta") or {}).get("group_attribute")
     intervals = report.get("intervals") or {}
 
-    def row(group: str, metric: str, value: Any, n: Any = None, small: bool = False) -> dict[str, Any]:
-        low, high = (intervals.get(metric) or {}).get(group) or (None, None)
+    def row(group: str, metric: str, value: Any, n: Any = None, small: bool = False, key: str | None = None) -> dict:
+        low, high = (intervals.get(metric) or {}).get(key or group) or (None, None)
         return {
             "attribute": attribute, "group": group, "metric": metric, "value": finite_number(value),
             "low": finite_number(low), "high": finite_number(high), "n": n, "small": small,
@@ -45,9 +45,10 @@ def report_rows(report: dict) -> list[dict[str, Any]]:
                 for metric, value in entry.items()
                 if metric not in ("n", "small")
             ]
+        gap_key = GAP if entries is report else f"{GAP}:{set_attribute}"  # its interval's key (intervals.py)
         for metric, gap in (entries.get("gaps") or {}).items():
             rows += [
-                row(GAP, metric, gap.get("max_minus_min")) | {"attribute": set_attribute},
+                row(GAP, metric, gap.get("max_minus_min"), key=gap_key) | {"attribute": set_attribute},
                 row(RATIO, metric, gap.get("min_over_max")) | {"attribute": set_attribute},
             ]
     return rows

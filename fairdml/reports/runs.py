@@ -81,6 +81,10 @@ class Run:
         return report_figures(self.report)
 
     @property
+    def intervals(self) -> dict[str, tuple[float, float]]:
+        return report_intervals(self.report)
+
+    @property
     def group_attribute(self) -> str:
         """The sensitive attribute's name, from the first file that records it."""
         candidates = (
@@ -165,6 +169,17 @@ def report_figures(report: dict) -> dict[str, float | None]:
         "map@r": finite_number(overall.get("map@r")),
         "attribute_leakage": finite_number(overall.get("attribute_leakage")),
     }
+
+
+def report_intervals(report: dict) -> dict[str, tuple[float, float]]:
+    """The bootstrap intervals of the headline figures that have one (recall@1 and its gap), for error bars."""
+    recall = (report.get("intervals") or {}).get("recall@1") or {}
+    out = {}
+    for figure, key in (("recall@1", "overall"), ("recall@1_gap", "gap")):
+        interval = recall.get(key)
+        if isinstance(interval, (list, tuple)) and len(interval) == 2 and None not in interval:
+            out[figure] = (float(interval[0]), float(interval[1]))
+    return out
 
 
 def is_finished_run(folder: Path) -> bool:

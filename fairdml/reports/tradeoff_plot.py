@@ -1,5 +1,6 @@
 """Draw the trade-off: Recall@1 against the Recall@1 gap and against attribute leakage, one point per
-setting (mean, error bars one std over seeds), each seed's run as a faint dot, the Pareto front dashed.
+setting (mean, error bars one std over seeds), each seed's run as a faint dot with its own bootstrap intervals
+(report["intervals"]: Recall@1 and its gap, classes resampled), the Pareto front dashed.
 
 The PNG is matplotlib; the interactive page is plotly with plotly.js inlined, so it opens offline.
 """
@@ -33,6 +34,22 @@ def _front_line(settings: Sequence[Setting], fairness: str) -> tuple[list[float]
     return [x for x, _ in points], [y for _, y in points]
 
 
+def _run_interval_bars(axis, run, fairness: str, colour) -> None:
+    """Thin bars of one run's 95 % intervals: its Recall@1 (vertical) and, on the gap panel, its gap."""
+    x, y = run.figures[fairness], run.figures["recall@1"]
+    if x is None or y is None:
+        return
+    intervals = run.intervals
+
+    def bar(value: float, figure: str):
+        interval = intervals.get(figure)
+        return None if interval is None else [[max(value - interval[0], 0.0)], [max(interval[1] - value, 0.0)]]
+
+    xerr, yerr = bar(x, fairness) if fairness in intervals else None, bar(y, "recall@1")
+    if xerr is not None or yerr is not None:
+        axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", color=colour, alpha=0.35, linewidth=0.8)
+
+
 def save_png(
     settings: Sequence[Setting], path: str | Path, title: str = "accuracy–fairness trade-off"
 ) -> Path:
@@ -54,6 +71,8 @@ def save_png(
                 continue
             colour = colours(index % colours.N)
             axis.scatter(*zip(*pairs), s=12, color=colour, alpha=0.35, linewidths=0)
+            for run in setting.runs:  # each run's own bootstrap intervals (classes resampled), where it has them
+                _run_interval_bars(axis, run, fairness, colour)
             axis.errorbar(
                 setting.mean(fairness), setting.mean("recall@1"), xerr=setting.std(fairness),
                 yerr=setting.std("recall@1"), fmt="o", color=colour, capsize=3, markersize=7,
@@ -69,7 +88,10 @@ def save_png(
     widest = max(len(label) for label in labels)
     columns = max(1, min(3, len(labels), int(190 * len(figures) / 2 // max(widest, 1))))  # ~190 chars a row
     figure.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
-    figure.suptitle(f"{title}\nmean ± std over seeds; faint dots: single runs; ringed: Pareto front")
+    figure.suptitle(
+        f"{title}\nmean ± std over seeds; faint dots: single runs with their 95 % class-bootstrap intervals; "
+        "ringed: Pareto front"
+    )
     rows = -(-len(labels) // columns)
     figure.set_figheight(5.2 + 0.2 * max(0, rows - 3))
     figure.tight_layout(rect=(0, min(0.05 + 0.045 * rows, 0.5), 1, 1))

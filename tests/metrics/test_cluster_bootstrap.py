@@ -75,3 +75,33 @@ def test_marginal_sets_have_their_own_gap_keys():
     sets = {"gap": (crossed, ["a", "b", "c", "d"]), "gap:A": (crossed // 2, ["A=0", "A=1"])}
     out = cluster_bootstrap_intervals({"m": values}, labels, sets, 50, 0.95, 1)["m"]
     assert set(out) == {"overall", "a", "b", "c", "d", "gap", "A=0", "A=1", "gap:A"}
+
+
+def test_a_report_has_intervals_by_default_for_every_group_and_gap_and_they_reach_every_output():
+    from fairdml.metrics.fairness import flatten_report
+    from fairdml.metrics.functional.report import fairness_report
+    from fairdml.reports.long_table import report_rows
+    from fairdml.reports.runs import report_intervals
+
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(30).repeat_interleave(4)
+    embeddings = torch.nn.functional.one_hot(labels % 8, 8).float() + 0.7 * torch.randn(120, 8, generator=generator)
+    codes = (labels % 3 == 0).long() * 2 + labels % 2
+    names = ["A=0|B=0", "A=0|B=1", "A=1|B=0", "A=1|B=1"]
+    report = fairness_report(embeddings, labels, codes, group_names=names, ks=(1,), leakage=False, min_group_size=1)
+    assert report["settings"]["bootstrap_resamples"] == 1000 and report["settings"]["confidence"] == 0.95
+    expected = {"overall", *names, "gap", "A=0", "A=1", "B=0", "B=1", "gap:A", "gap:B"}
+    assert set(report["intervals"]["recall@1"]) == expected == set(report["intervals"]["map@r"])
+    low, high = report["intervals"]["recall@1"]["gap"]
+    assert 0 <= low <= high <= 1
+    flat = flatten_report(report, "test")
+    assert (
+        flat["test/recall@1/gap/low"] == low
+        and flat["test/A/recall@1/gap/high"] == report["intervals"]["recall@1"]["gap:A"][1]
+    )
+    assert flat["test/recall@1/group=B=1/low"] == report["intervals"]["recall@1"]["B=1"][0]
+    rows = {(r["attribute"], r["group"], r["metric"]): r for r in report_rows(report)}
+    assert [rows[("B", "gap", "recall@1")][e] for e in ("low", "high")] == report["intervals"]["recall@1"]["gap:B"]
+    assert report_intervals(report)["recall@1_gap"] == (low, high)
+    off = fairness_report(embeddings, labels, codes, group_names=names, ks=(1,), leakage=False, bootstrap_resamples=0)
+    assert "intervals" not in off and "confidence" not in off["settings"]

@@ -39,11 +39,13 @@ def test_build_overrides_and_names_a_mistyped_option():
         ReportSettings.build(min_group_sise=5)
 
 
-@pytest.mark.parametrize(("split", "leakage"), [("val", False), ("test", True)])
-def test_from_config_follows_the_split_leakage_switch(split, leakage):
-    cfg = {"ks": [1, 4], "leakage": True, "val_leakage": False, "min_group_size": 7}
+@pytest.mark.parametrize(("split", "leakage", "resamples"), [("val", False, 0), ("test", True, 200)])
+def test_from_config_follows_the_split_leakage_switch(split, leakage, resamples):
+    """Validation reports skip the intervals (they only pick checkpoints); the test report has them."""
+    cfg = {"ks": [1, 4], "leakage": True, "val_leakage": False, "min_group_size": 7, "bootstrap_resamples": 200}
     settings = ReportSettings.from_config(cfg, seed=5, split=split)
-    assert settings == ReportSettings(ks=(1, 4), seed=5, leakage=leakage, min_group_size=7)
+    expected = ReportSettings(ks=(1, 4), seed=5, leakage=leakage, min_group_size=7, bootstrap_resamples=resamples)
+    assert settings == expected
     old_checkpoint = {key: value for key, value in cfg.items() if key != "min_group_size"}
     assert ReportSettings.from_config(old_checkpoint, 5, split).min_group_size == 30
     with pytest.raises(ValueError, match="split must be one of"):

@@ -19,7 +19,7 @@ def test_audit_prints_each_stage_and_records_its_seconds(tmp_path, capsys):
     np.savez(tmp_path / "emb.npz", embeddings=embeddings, labels=labels, groups=np.array(["a", "b"])[labels % 2])
     main(["audit", str(tmp_path / "emb.npz"), "--out", str(tmp_path / "out"), "--ks", "1"])
     printed = capsys.readouterr().out
-    stages = ["read", "knn", "clustering", "geometry", "leakage", "write", "card", "card_pairs"]
+    stages = ["read", "knn", "clustering", "geometry", "leakage", "intervals", "write", "card", "card_pairs"]
     for name in stages:
         assert f"fairdml audit: {name} ..." in printed
         assert f"fairdml audit: {name} done in " in printed

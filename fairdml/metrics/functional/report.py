@@ -29,13 +29,14 @@ from fairdml.metrics.functional._common import (
     warn,
 )
 from fairdml.metrics.functional.geometry import uniformity_kernel_applies, uniformity_of_union, uniformity_pair_sums
-from fairdml.metrics.functional.groups import group_gaps, group_intervals, masked_mean
+from fairdml.metrics.functional.groups import group_gaps, masked_mean
+from fairdml.metrics.functional.intervals import GAP, cluster_bootstrap_intervals
 from fairdml.metrics.functional.knn import use_faiss
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 from fairdml.metrics.functional.set_metrics import resolve_report_kmeans
 from fairdml.metrics.functional.set_metrics import uniformity as set_metric_uniformity
-from fairdml.metrics.functional.stages import GEOMETRY, collect_stages, stage
+from fairdml.metrics.functional.stages import GEOMETRY, INTERVALS, collect_stages, stage
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import MetricSpec, metric_specs
 from fairdml.numbers import strict_json
@@ -108,7 +109,10 @@ def fairness_report(
     Embeddings are L2-normalised first (the paper's Z; a no-op for a normalised head). NaN/inf rows raise a
     ValueError naming how many. Edge cases (empty group, single-sample class, k > gallery, single group,
     single-class group) give None / clamped values, a `FairnessMetricWarning`, and an entry in "warnings".
-    `bootstrap_resamples` > 0 adds percentile intervals of recall@k and map@r under "intervals".
+    `bootstrap_resamples` > 0 (default 1000) adds "intervals": metric -> {"overall", <group>, "gap" (and
+    "gap:<attribute>" for crossed groups' marginals): [low, high]}, 95 % percentile intervals of recall@k and
+    map@r from a class-level bootstrap (`intervals.cluster_bootstrap_intervals`: classes are resampled, the
+    gallery is fixed), the gap's own interval included.
     `kmeans_backend` "sklearn" (k-means++, default) or "faiss" (PML's clustering, faster at large N).
     `min_group_size`: a group with 0 < n < min_group_size is "small": its figures are mostly noise, so its
     entry gets `"small": true`, "warnings" names it, and it is not picked as a gap's "worst_group" while a
@@ -241,18 +245,14 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
             attribute: _marginal(members, codes, group_entry, group_specs, settings.min_group_size)
             for attribute, members in marginals.items()
         }
-    if settings.bootstrap_resamples > 0:
-        report["intervals"] = group_intervals(
-            per_query, codes, names, settings.bootstrap_resamples, settings.confidence, settings.seed
-        )
-        for members in (marginals or {}).values():
-            marginal_codes, marginal_names = _marginal_codes(members, codes)
-            extra = group_intervals(
-                per_query, marginal_codes, marginal_names, settings.bootstrap_resamples, settings.confidence,
-                settings.seed,
-            )  # fmt: skip
-            for metric, by_group in extra.items():
-                report["intervals"][metric] |= {g: v for g, v in by_group.items() if g != "overall"}
+    if settings.bootstrap_resamples > 0:  # classes resampled, the unit of a class-disjoint split
+        sets = {GAP: (codes, names)}
+        for attribute, members in (marginals or {}).items():
+            sets[f"{GAP}:{attribute}"] = _marginal_codes(members, codes)
+        with stage(INTERVALS):
+            report["intervals"] = cluster_bootstrap_intervals(
+                per_query, y, sets, settings.bootstrap_resamples, settings.confidence, settings.seed
+            )
     return report
 
 

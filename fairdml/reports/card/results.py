@@ -73,12 +73,19 @@ def worst_group_text(gap: dict) -> str:
     return text
 
 
-def gap_table(gaps: dict, header: Any = metric_header, note: str = "") -> Table:
-    """Per metric: max − min and min / max over every group with a value, and the worst group (flagged)."""
+def gap_table(
+    gaps: dict, header: Any = metric_header, note: str = "", intervals: dict | None = None, key: str = "gap"
+) -> Table:
+    """Per metric: max − min (with its bootstrap interval, `intervals[metric][key]`, where the report has one) and
+    min / max over every group with a value, and the worst group (flagged)."""
     rows = []
     for metric, gap in gaps.items():
         if isinstance(gap, dict):
-            cells = [fmt_number(gap.get("max_minus_min")), fmt_number(gap.get("min_over_max"))]
+            ci = ((intervals or {}).get(metric) or {}).get(key)
+            spread = fmt_number(gap.get("max_minus_min"))
+            if isinstance(ci, (list, tuple)) and len(ci) == 2:
+                spread += f" {fmt_interval(*ci)}"
+            cells = [spread, fmt_number(gap.get("min_over_max"))]
             rows.append([header(metric), *cells, worst_group_text(gap)])
         else:
             rows.append([header(metric), fmt_number(value_of(gap)), "", ""])
@@ -205,7 +212,10 @@ def marginal_blocks(report: dict, metrics: list[str]) -> list[Block]:
         blocks += [
             Heading(f"Groups by {attribute} alone (marginal)"),
             group_table(marginal, metrics),
-            gap_table(entry.get("gaps") or {}, note=small_group_note(marginal)),
+            gap_table(
+                entry.get("gaps") or {}, note=small_group_note(marginal), intervals=report.get("intervals"),
+                key=f"gap:{attribute}",
+            ),
         ]
     return blocks
 
@@ -227,7 +237,8 @@ def quantitative_section(run: Run, verification: Verification | None) -> Section
     report = run.report
     metrics = [m for m in (report.get("overall") or {}) if m != "attribute_leakage"]
     blocks: list[Block] = [Heading("Retrieval and embedding geometry by group"), group_table(report, metrics)]
-    blocks += [Heading("Gaps between groups"), gap_table(report.get("gaps") or {}, note=small_group_note(report))]
+    gaps = gap_table(report.get("gaps") or {}, note=small_group_note(report), intervals=report.get("intervals"))
+    blocks += [Heading("Gaps between groups"), gaps]
     blocks += marginal_blocks(report, metrics)
     blocks += _leakage_blocks(run)
     blocks += downstream_blocks(report.get("downstream"))

@@ -154,7 +154,12 @@ def metrics_section(run: Run, verification: Verification | None) -> Section:
         )
     if run.report.get("intervals"):
         blocks.append(
-            Text("Intervals on recall@k and mAP@R: percentile bootstrap over queries (report.json).")
+            Text(
+                "Intervals on recall@k and mAP@R, and on their gaps: 95 % percentile intervals from a bootstrap "
+                "over classes (identities), the unit of a class-disjoint test split; the gallery is fixed "
+                f"({fmt_number((run.report.get('settings') or {}).get('bootstrap_resamples'))} resamples, "
+                "report.json's \"intervals\")."
+            )
         )
     if verification is not None:
         blocks += _verification_definitions(verification)
