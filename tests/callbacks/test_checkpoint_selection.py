@@ -21,7 +21,9 @@ def test_validation_keys_are_the_keys_a_validation_logs(leakage):
     embeddings = torch.nn.functional.normalize(torch.randn(120, 8, generator=generator), dim=1)
     labels = torch.arange(120) % 12
     groups = (labels >= 6).long()
-    report = fairness_report(embeddings, labels, groups, ks=(1, 4), group_names=GROUPS, leakage=leakage)
+    report = fairness_report(
+        embeddings, labels, groups, ks=(1, 4), group_names=GROUPS, leakage=leakage, bootstrap_resamples=0
+    )  # as a validation report: no intervals (ReportSettings.from_config(..., "val"))
     logged = set(flatten_report(report, "val"))
     assert logged <= set(validation_keys([1, 4], GROUPS, leakage))
     assert {"val/recall@1/worst", "val/recall@1/gap", "val/recall@1/group=minority"} <= logged
