@@ -76,9 +76,13 @@ def test_one_shared_uniformity_pass_equals_each_sets_exact_uniformity(monkeypatc
     """Above UNIFORMITY_EXACT_MAX_N the report takes every set's uniformity (overall, crossed and marginal groups)
     from one pass over the pairs; each equals the float64 uniformity of that set's own samples."""
     import fairdml.metrics.functional.geometry as geometry
+    import fairdml.metrics.functional.report as report_module
     from fairdml.metrics.functional.geometry import uniformity
 
     monkeypatch.setattr(geometry, "UNIFORMITY_EXACT_MAX_N", 50)
+    passes = []
+    shared_pass = report_module.uniformity_pair_sums
+    monkeypatch.setattr(report_module, "uniformity_pair_sums", lambda *a, **k: passes.append(1) or shared_pass(*a, **k))
     generator = torch.Generator().manual_seed(n_classes)
     labels = torch.arange(n_classes).repeat_interleave(4)
     noise = torch.randn(len(labels), 16, generator=generator)
@@ -91,5 +95,6 @@ def test_one_shared_uniformity_pass_equals_each_sets_exact_uniformity(monkeypatc
     for code, name in enumerate(names):
         exact = uniformity(z[codes == code], method="exact")
         assert report["groups"][name]["uniformity"] == pytest.approx(exact, abs=1e-6)
+    assert passes == [1]  # one pass over the pairs for all nine sets
     a = report["marginals"]["A"]["groups"]["A=1"]["uniformity"]
     assert a == pytest.approx(uniformity(z[codes >= 2], method="exact"), abs=1e-6)
