@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 SEPARATOR = "|"  # between the attributes of a crossed group (and of the crossed attribute's name)
 EQUALS = "="  # between an attribute and its value
+GAP = "gap"  # the gap's key among a metric's intervals, beside "overall" and the groups
 
 
 def value_label(attribute: str, value_name: str) -> str:
@@ -41,6 +42,22 @@ def crossed_group_name(attributes: Sequence[str], value_names: Sequence[str]) ->
         'Male=1|Pale_Skin=0'
     """
     return SEPARATOR.join(f"{a}{EQUALS}{value_label(a, v)}" for a, v in zip(attributes, value_names, strict=True))
+
+
+def gap_key(attribute: str | None = None) -> str:
+    """The key of a gap's interval in `report["intervals"][metric]`: "gap" for the groups the report compares,
+    "gap:<attribute>" for an attribute's marginal groups (`attribute_of_gap_key` reads it back).
+
+    Example:
+        >>> gap_key(), gap_key("Male"), attribute_of_gap_key("gap:Male"), attribute_of_gap_key("Male=1")
+        ('gap', 'gap:Male', 'Male', None)
+    """
+    return GAP if attribute is None else f"{GAP}:{attribute}"
+
+
+def attribute_of_gap_key(key: str) -> str | None:
+    """The attribute a marginal gap key names; None for any other key (a group, "overall", "gap")."""
+    return key.removeprefix(f"{GAP}:") if key.startswith(f"{GAP}:") else None
 
 
 def check_attribute_names(attributes: Sequence[str]) -> None:

@@ -81,7 +81,23 @@ class _GroupLoss:
         self.reducer = None
 
 
-class ReweightedLoss(Mitigation):
+class _GroupLossHooks:
+    """The Lightning hooks both mitigations share: each batch's groups to the reducer, the reducer taken off after
+    fitting. A mixin before `Mitigation` in the bases (a `Mitigation` subclass would have to be a registered one)."""
+
+    _loss: _GroupLoss
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._loss.set_batch(batch)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._loss.remove(pl_module)
+
+
+class ReweightedLoss(_GroupLossHooks, Mitigation):
     """Each group's loss terms weighted by its inverse frequency in the training split, w_g = N / (G · N_g).
 
     The weights are fixed before training, from the training split as the protocol imbalanced it; a term's
@@ -122,15 +138,6 @@ class ReweightedLoss(Mitigation):
             self._weights = self._weights.to(losses.device)
         return self._weights
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._loss.set_batch(batch)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._loss.remove(pl_module)
-
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
         counts = self._loss.train_counts
         if not len(counts):
@@ -143,7 +150,7 @@ class ReweightedLoss(Mitigation):
         }
 
 
-class WorstGroupLoss(Mitigation):
+class WorstGroupLoss(_GroupLossHooks, Mitigation):
     """GroupDRO for DML losses: up-weight online the groups whose loss is highest.
 
     Each step, for the groups in the batch, the mean of their anchors' loss terms L_g updates the group
@@ -207,19 +214,10 @@ class WorstGroupLoss(Mitigation):
         weights = torch.where(present, self.q * counts.sum() / counts.clamp_min(1), torch.zeros_like(self.q))
         return weights
 
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._loss.set_batch(batch)
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.q is not None:  # q as the epoch leaves it, one point per epoch
             for code, name in enumerate(self._loss.group_names):
                 pl_module.log(f"worst_group/q/{name}", self.q[code], on_step=False, on_epoch=True)
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._loss.remove(pl_module)
 
     def state_dict(self) -> dict[str, Any]:
         return {} if self.q is None else {"q": self.q.detach().cpu().tolist()}

@@ -11,6 +11,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from fairdml.group_names import attribute_of_gap_key, gap_key
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import LogKey, report_log_keys
@@ -141,10 +142,11 @@ def _interval_key(prefix: str, metric: str, where: str) -> str:
     head = f"{prefix}/" if prefix else ""
     if where == "overall":
         return f"{head}{metric}"
-    if where == "gap":
+    if where == gap_key():
         return f"{head}{metric}/gap"
-    if where.startswith("gap:"):
-        return f"{head}{where.removeprefix('gap:')}/{metric}/gap"
+    attribute = attribute_of_gap_key(where)
+    if attribute is not None:
+        return f"{head}{attribute}/{metric}/gap"
     return f"{head}{metric}/group={where}"
 
 

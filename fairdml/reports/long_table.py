@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from fairdml.atomic import write_text
+from fairdml.group_names import gap_key
 from fairdml.numbers import finite_number
 
 if TYPE_CHECKING:
@@ -45,10 +46,10 @@ def report_rows(report: dict) -> list[dict[str, Any]]:
                 for metric, value in entry.items()
                 if metric not in ("n", "small")
             ]
-        gap_key = GAP if entries is report else f"{GAP}:{set_attribute}"  # its interval's key (intervals.py)
+        interval_key = gap_key() if entries is report else gap_key(set_attribute)
         for metric, gap in (entries.get("gaps") or {}).items():
             rows += [
-                row(GAP, metric, gap.get("max_minus_min"), key=gap_key) | {"attribute": set_attribute},
+                row(GAP, metric, gap.get("max_minus_min"), key=interval_key) | {"attribute": set_attribute},
                 row(RATIO, metric, gap.get("min_over_max")) | {"attribute": set_attribute},
             ]
     return rows

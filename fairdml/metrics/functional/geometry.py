@@ -96,9 +96,7 @@ def uniformity(
         warn(f"uniformity is undefined for a set of {n} sample(s); reported as None")
         return None
     sq_norms = (embeddings * embeddings).sum(dim=1)
-    if method == "kernel" or (
-        method == "auto" and n > UNIFORMITY_EXACT_MAX_N and t * float(sq_norms.max()) < _MAX_EXPONENT
-    ):
+    if method == "kernel" or (method == "auto" and uniformity_kernel_applies(embeddings, t, sq_norms)):
         total = _uniformity_kernel_sum(embeddings, sq_norms, t, memory_budget_bytes)
         return math.log(total) - math.log(n * (n - 1))
     item = torch.finfo(embeddings.dtype).bits // 8
@@ -119,10 +117,13 @@ def _uniformity_kernel_sum(embeddings: Tensor, sq_norms: Tensor, t: float, memor
     return 2 * float(uniformity_pair_sums(embeddings, codes, 1, t, memory_budget_bytes, sq_norms).sum())
 
 
-def uniformity_kernel_applies(embeddings: Tensor, t: float = 2.0) -> bool:
+def uniformity_kernel_applies(embeddings: Tensor, t: float = 2.0, sq_norms: Tensor | None = None) -> bool:
     """Whether `uniformity(method="auto")` takes the kernel path for this set (large, and float32-safe)."""
-    n = embeddings.shape[0]
-    return n > UNIFORMITY_EXACT_MAX_N and t * float((embeddings * embeddings).sum(dim=1).max()) < _MAX_EXPONENT
+    if embeddings.shape[0] <= UNIFORMITY_EXACT_MAX_N:
+        return False
+    if sq_norms is None:
+        sq_norms = (embeddings * embeddings).sum(dim=1)
+    return t * float(sq_norms.max()) < _MAX_EXPONENT
 
 
 def uniformity_pair_sums(

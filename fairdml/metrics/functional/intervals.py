@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-GAP = "gap"
 OVERALL = "overall"
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fairdml.group_names import marginal_groups
+from fairdml.group_names import gap_key, marginal_groups
 from fairdml.metrics.functional._common import (
     FairnessMetricWarning,
     as_tensor,
@@ -30,7 +30,7 @@ from fairdml.metrics.functional._common import (
 )
 from fairdml.metrics.functional.geometry import uniformity_kernel_applies, uniformity_of_union, uniformity_pair_sums
 from fairdml.metrics.functional.groups import group_gaps, masked_mean
-from fairdml.metrics.functional.intervals import GAP, cluster_bootstrap_intervals
+from fairdml.metrics.functional.intervals import cluster_bootstrap_intervals
 from fairdml.metrics.functional.knn import use_faiss
 from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
@@ -239,16 +239,15 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     }
     if settings.knn_backend != "torch":  # an audit's "auto": record which search ran (the default run's: torch)
         report["settings"]["knn_backend"] = "faiss" if use_faiss(z, settings.knn_backend) else "torch"
-    marginals = marginal_groups(names)
-    if marginals is not None:  # crossed groups ("A=1|B=0"): each attribute's own groups as well
+    marginals = marginal_groups(names) or {}  # crossed groups ("A=1|B=0"): each attribute's own groups as well
+    marginal_codes = {attribute: _marginal_codes(members, codes) for attribute, members in marginals.items()}
+    if marginals:
         report["marginals"] = {
-            attribute: _marginal(members, codes, group_entry, group_specs, settings.min_group_size)
+            attribute: _marginal(members, *marginal_codes[attribute], group_entry, group_specs, settings.min_group_size)
             for attribute, members in marginals.items()
         }
     if settings.bootstrap_resamples > 0:  # classes resampled, the unit of a class-disjoint split
-        sets = {GAP: (codes, names)}
-        for attribute, members in (marginals or {}).items():
-            sets[f"{GAP}:{attribute}"] = _marginal_codes(members, codes)
+        sets = {gap_key(): (codes, names)} | {gap_key(a): marginal_codes[a] for a in marginals}
         with stage(INTERVALS):
             report["intervals"] = cluster_bootstrap_intervals(
                 per_query, y, sets, settings.bootstrap_resamples, settings.confidence, settings.seed
@@ -279,13 +278,13 @@ def _marginal_codes(members: dict[str, list[int]], codes: Tensor) -> tuple[Tenso
 
 def _marginal(
     members: dict[str, list[int]],
-    codes: Tensor,
+    marginal_codes: Tensor,
+    marginal_names: list[str],
     group_entry: Callable[[str, Tensor, list[int]], dict],
     group_specs: Sequence[MetricSpec],
     min_group_size: int,
 ) -> dict:
-    """One attribute's marginal groups (each the union of its crossed groups) and their gaps."""
-    marginal_codes, marginal_names = _marginal_codes(members, codes)
+    """One attribute's marginal groups (each the union of its crossed groups, `_marginal_codes`) and their gaps."""
     entries = {
         name: group_entry(name, marginal_codes == m, members[name]) for m, name in enumerate(marginal_names)
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fairdml.group_names import GAP, gap_key
 from fairdml.nested import dotted_keys
 from fairdml.reports.card.blocks import (
     Block,
@@ -74,7 +75,7 @@ def worst_group_text(gap: dict) -> str:
 
 
 def gap_table(
-    gaps: dict, header: Any = metric_header, note: str = "", intervals: dict | None = None, key: str = "gap"
+    gaps: dict, header: Any = metric_header, note: str = "", intervals: dict | None = None, key: str = GAP
 ) -> Table:
     """Per metric: max − min (with its bootstrap interval, `intervals[metric][key]`, where the report has one) and
     min / max over every group with a value, and the worst group (flagged)."""
@@ -214,7 +215,7 @@ def marginal_blocks(report: dict, metrics: list[str]) -> list[Block]:
             group_table(marginal, metrics),
             gap_table(
                 entry.get("gaps") or {}, note=small_group_note(marginal), intervals=report.get("intervals"),
-                key=f"gap:{attribute}",
+                key=gap_key(attribute),
             ),
         ]
     return blocks
