@@ -10,14 +10,19 @@ import sys
 from pathlib import Path
 
 
-def summary(run: Path) -> dict:
-    report = json.loads((run / "report.json").read_text())
+def val_curve(run: Path) -> list[tuple[int, float, float]]:
+    """(epoch, val recall@1, val recall@1 gap) per validated epoch, from the run's csv/metrics.csv."""
     with open(run / "csv" / "metrics.csv") as handle:
-        curve = [
+        return [
             (int(row["epoch"]), float(row["val/recall@1"]), float(row["val/recall@1/gap"]))
             for row in csv.DictReader(handle)
             if row.get("val/recall@1")
         ]
+
+
+def summary(run: Path) -> dict:
+    report = json.loads((run / "report.json").read_text())
+    curve = val_curve(run)
     return {
         "run": run.name,
         "experiment": report["meta"].get("experiment", run.name),

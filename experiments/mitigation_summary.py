@@ -15,7 +15,6 @@ test classes, not training noise: that is the std over seeds beside it.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections import defaultdict
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from convergence_summary import val_curve  # same folder: the script's own
 
 from fairdml.metrics.functional.decorrelation import attribute_cka
 from fairdml.metrics.functional.intervals import (
@@ -108,12 +108,7 @@ def downstream_gap(report: dict, protocol: str) -> float | None:
 def summary(run: Path, sweep: str, overrides: list[str]) -> tuple[dict, dict[str, np.ndarray]]:
     report = json.loads((run / "report.json").read_text())
     values = dict(o.split("=", 1) for o in overrides)
-    with open(run / "csv" / "metrics.csv") as handle:
-        curve = [
-            (int(row["epoch"]), round(float(row["val/recall@1"]), 4), round(float(row["val/recall@1/gap"]), 4))
-            for row in csv.DictReader(handle)
-            if row.get("val/recall@1")
-        ]
+    curve = [(epoch, round(value, 4), round(gap, 4)) for epoch, value, gap in val_curve(run)]
     draws = resampled(run, report)
     groups = report["groups"]
     line = {
