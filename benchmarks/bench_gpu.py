@@ -1,15 +1,20 @@
-"""One prepared run for a GPU machine: step rates, PARADE's overhead, the report's time, and the GPU tests.
+"""One prepared run for a GPU machine: step rates, PARADE's overhead, the report's time, the path matrix, the
+loader and the GPU tests, in one table (about 6 minutes on an H100).
 
 (i)   ResNet-50 at 224 px, batch 128, bf16 autocast, channels_last: a hand-written PyTorch loop vs fairdml's
-      DMLModule in a Lightning Trainer (eager; also both with torch.compile under `--compile`).
-(ii)  PARADE's overhead (`experiment=parade`) on the same model and batches.
+      DMLModule in a Lightning Trainer, eager and torch.compile'd (`--no-compile` leaves the compiled rows out).
+(ii)  PARADE's overhead (`experiment=parade`) on the same model and batches, eager and compiled.
 (iii) `fairdml.metrics.functional.report.fairness_report` on 1M x 128 embeddings (two groups).
 (iv)  the test suite's GPU tests: `pytest -q -m 'not slow' -k 'cuda or gpu'`.
-Batches are random images (pre-loaded on the device) with `samples_per_class` images per class, so the miner
-sees the same structure as in training. Prints one table at the end.
+(v)   the path matrix's one-GPU cells: every named experiment, tiny model, `fairdml train` to its report, card
+      and model.pt, in bf16-mixed and 16-mixed (fp16 with Lightning's scaler).
+(vi)  the training loader at 224 px (`bench_input_pipeline.py`): CPU ms per image before / after the decoded
+      cache, and the device stage's time per image on the GPU.
+Batches of (i)-(ii) are random images (pre-loaded on the device) with `samples_per_class` images per class, so
+the miner sees the same structure as in training.
 
-    python benchmarks/bench_gpu.py [--compile]                 # on the GPU machine
-    python benchmarks/bench_gpu.py --cpu-smoke                 # tiny sizes on the CPU (tested)
+    python benchmarks/bench_gpu.py                 # on the GPU machine
+    python benchmarks/bench_gpu.py --cpu-smoke     # tiny sizes on the CPU (tested)
 """
 
 from __future__ import annotations
@@ -25,11 +30,21 @@ import lightning as L
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_input_pipeline  # noqa: E402
 from bench_step import PreloadedBatches, clock, device_sync, lightning_ms  # noqa: E402
 
 from fairdml.callbacks.instantiate import instantiate_callbacks  # noqa: E402
 from fairdml.config import compose_config, to_container  # noqa: E402
 from fairdml.models.module import DMLModule  # noqa: E402
+from fairdml.train import run_training  # noqa: E402
+
+MATRIX_EXPERIMENTS = (
+    "baseline", "group_balanced", "reweighted", "worst_group", "parade", "parade_paper", "group_balanced_parade",
+)  # fmt: skip
+TINY = [
+    "model=tiny", "data.options.num_classes=30", "data.options.samples_per_class=12", "data.batch_size=32",
+    "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "logger=csv", "evaluation.bootstrap_resamples=50",
+]  # fmt: skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,10 +110,35 @@ def report_seconds(n: int, dim: int, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def matrix_cells(experiments: tuple[str, ...], precisions: tuple[str, ...], device: torch.device) -> list[str]:
+    """(v): each cell trained to its report, card and model.pt on `device`; a failure is a row, not a crash."""
+    import tempfile
+
+    rows = []
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    with tempfile.TemporaryDirectory() as folder:
+        for experiment in experiments:
+            for precision in precisions:
+                run_dir = Path(folder) / f"{experiment}-{precision}"
+                overrides = [
+                    *TINY, f"experiment={experiment}", f"trainer.precision={precision}",
+                    f"trainer.accelerator={accelerator}", f"run_dir={run_dir}",
+                ]  # fmt: skip
+                start = time.perf_counter()
+                try:
+                    run_training(compose_config(overrides))
+                    missing = [n for n in ("report.json", "MODEL_CARD.md", "model.pt") if not (run_dir / n).is_file()]
+                    status = f"missing {missing}" if missing else "ok"
+                except Exception as error:  # the table says which cell failed and why
+                    status = f"FAILED {type(error).__name__}: {str(error)[:80]}"
+                rows.append(f"(v) {experiment:<22} {precision:<10} {time.perf_counter() - start:>6.1f} s  {status}")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU, to test the script")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile'd variants")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile'd rows")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 30; smoke 2)")
     parser.add_argument("--repeats", type=int, default=None, help="default 3; smoke 1")
     parser.add_argument("--report-n", type=int, default=None, help="embeddings of (iii) (default 1M; smoke 2000)")
@@ -128,11 +168,17 @@ def main(argv: list[str] | None = None) -> str:
             parade_module, data(), warmup, device, progress_bar=False, callbacks=parade_callbacks, precision=precision
         ),
     }
-    if args.compile:
+    if not (smoke or args.no_compile):
         compiled_module, _ = make_module([*overrides, "model.compile=true"], device)
+        compiled = [*overrides, "model.compile=true"]
+        compiled_parade, compiled_callbacks = make_module([*compiled, "experiment=parade"], device)
         variants["plain loop, compiled"] = lambda: plain_ms(compiled_module, batches, warmup, device, True)
         variants["fairdml, compiled"] = lambda: lightning_ms(
             compiled_module, data(), warmup, device, progress_bar=False, callbacks=[], precision=precision
+        )
+        variants["fairdml + PARADE, compiled"] = lambda: lightning_ms(
+            compiled_parade, data(), warmup, device, progress_bar=False, callbacks=compiled_callbacks,
+            precision=precision,
         )
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
@@ -147,8 +193,10 @@ def main(argv: list[str] | None = None) -> str:
     for name, value in ms.items():
         plain = ms["plain loop, compiled" if "compiled" in name else "plain loop, eager"]
         lines.append(f"{name:<28} {value:>9.2f} {1000 * batch_size / value:>9.1f} {plain / value:>15.3f}")
-    overhead = 100 * (ms["fairdml + PARADE, eager"] / ms["fairdml, eager"] - 1)
-    lines.append(f"(ii) PARADE overhead vs fairdml: {overhead:+.1f} %")
+    for mode in ("eager", "compiled"):
+        if f"fairdml, {mode}" in ms:
+            overhead = 100 * (ms[f"fairdml + PARADE, {mode}"] / ms[f"fairdml, {mode}"] - 1)
+            lines.append(f"(ii) PARADE overhead vs fairdml, {mode}: {overhead:+.1f} %")
     lines.append(f"(iii) fairness_report, {report_n} x 128: {report_seconds(report_n, 128, device):.2f} s")
     if smoke or args.skip_tests:
         lines.append("(iv) GPU tests: skipped (--cpu-smoke / --skip-tests)")
@@ -157,6 +205,14 @@ def main(argv: list[str] | None = None) -> str:
         result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
         summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
         lines.append(f"(iv) GPU tests (exit {result.returncode}): {summary}")
+    if smoke:
+        lines += matrix_cells(("baseline", "parade"), ("bf16-mixed",), device)
+    else:
+        lines += matrix_cells(MATRIX_EXPERIMENTS, ("bf16-mixed", "16-mixed"), device)
+    loader_args = ["--identities", "20" if smoke else "100", "--repeats", "1" if smoke else "2"]
+    loader_args += ["--image-size", "32" if smoke else "224", "--device", str(device)]
+    loader = bench_input_pipeline.main(loader_args)
+    lines += [f"(vi) {line}" for line in loader.splitlines() if line.startswith("| ") and "---" not in line]
     text = "\n".join(lines)
     print(text, flush=True)
     return text

@@ -1,11 +1,16 @@
-"""Images per second of the training input pipeline on this machine's CPU.
+"""CPU cost per training image of fairdml's own loader at 224 px, before and after the decoded cache.
 
-Pipeline: JPEG decode -> RandomResizedCrop(224) -> horizontal flip -> float + normalize, batched by a
-DataLoader with 0/1/2 workers. Decoders: PIL (what the readers' `load_image` does, then PILToTensor as
-fairdml's datamodule does) vs `torchvision.io.decode_jpeg` on CPU (bytes straight to a uint8 tensor).
-Images: generated 250x250 JPEGs (the size of LFW and aligned CelebA), smooth like photos, not noise.
+Data: a CelebA-format fixture written here (img_align_celeba/*.jpg at 178x218, the aligned CelebA size, photo-like
+JPEGs; identity_CelebA.txt; list_attr_celeba.txt), read by fairdml's CelebA reader through `DMLDataModule`'s
+training loader (class-balanced batches, RandomResizedCrop 224 + flip + normalise):
+- before: `data.decoded_cache=false`, PIL decode and augmentation per image in the loader;
+- after: `data.decoded_cache=true`, the loader slices the uint8 cache and draws crop boxes; the crop, resize,
+  flip and normalisation run on the device in batches (`finish_images`), timed apart (on the CPU here; on a
+  GPU it is GPU time, not CPU time).
+CPU time is the process's (`time.process_time`), one thread, no workers: per image it is what one core spends,
+whatever else the machine runs. Images/s per core = 1000 / ms.
 
-    .venv/bin/python benchmarks/bench_input_pipeline.py --num-images 384 --repeats 3
+    .venv/bin/python benchmarks/bench_input_pipeline.py --identities 100 --images-per-identity 4 --repeats 3
 """
 
 from __future__ import annotations
@@ -13,148 +18,129 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
-from torchvision.transforms import v2
 
-MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+from fairdml.config import compose_config
+from fairdml.data.datamodule import DMLDataModule
+
+_HEADER = (  # list_attr_celeba.txt's second line, as published
+    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
+    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
+    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
+    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
+    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
+)
+CELEBA_ATTRIBUTES = _HEADER.split()
 
 
-def write_images(folder: Path, count: int, size: int, seed: int = 0) -> list[Path]:
-    """Photo-like JPEGs: upsampled low-resolution colour noise plus mild grain, quality 90."""
+def write_celeba(root: Path, identities: int, per_identity: int, seed: int = 0) -> None:
+    """Aligned-CelebA-sized photo-like JPEGs (upsampled colour noise plus grain, quality 90) and the text files."""
     rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        coarse = Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize(
-            (size, size), Image.BICUBIC
-        )
-        pixels = np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (size, size, 3))
-        path = folder / f"{i:06d}.jpg"
-        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path, quality=90)
-        paths.append(path)
-    return paths
+    (root / "img_align_celeba").mkdir(parents=True)
+    files, people = [], []
+    for i in range(identities * per_identity):
+        coarse = Image.fromarray(rng.integers(0, 256, (9, 7, 3), dtype=np.uint8)).resize((178, 218), Image.BICUBIC)
+        pixels = np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (218, 178, 3))
+        name = f"{i + 1:06d}.jpg"
+        Image.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(root / "img_align_celeba" / name, quality=90)
+        files.append(name)
+        people.append(i // per_identity + 1)
+    (root / "identity_CelebA.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(files, people)))
+    values = rng.choice([-1, 1], size=(len(files), len(CELEBA_ATTRIBUTES)))
+    values[:, CELEBA_ATTRIBUTES.index("Male")] = [1 if p % 3 else -1 for p in people]
+    lines = [str(len(files)), " ".join(CELEBA_ATTRIBUTES) + " "]
+    lines += [f + " " + " ".join(f"{v:>2d}" for v in row) for f, row in zip(files, values)]
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
 
 
-def augment(image_size: int) -> v2.Compose:
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(image_size, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(MEAN, STD),
-        ]
-    )
+def datamodule(root: Path, cache: Path | None, image_size: int, batch_size: int) -> DMLDataModule:
+    overrides = [
+        "data=celeba", f"data.root={root}", "data.options.sensitive_attributes=[Male]", "data.minority_share=null",
+        f"data.image_size={image_size}", f"data.batch_size={batch_size}", "data.samples_per_class=4",
+        "data.split={train: 0.8, val: 0.1, test: 0.1}", "data.hflip=true",
+        f"data.decoded_cache={cache is not None}", f"data.decoded_cache_dir={cache or 'null'}",
+    ]  # fmt: skip
+    module = DMLDataModule(compose_config(overrides).data, seed=0)
+    module.setup()
+    return module
 
 
-class JpegFiles(Dataset):
-    """Decodes with PIL (open + convert RGB + PILToTensor) or with torchvision.io.decode_jpeg."""
-
-    def __init__(self, paths: list[Path], decoder: str, image_size: int):
-        self.paths, self.decoder, self.transform = [str(p) for p in paths], decoder, augment(image_size)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def decode(self, path: str) -> torch.Tensor:
-        if self.decoder == "pil":
-            with Image.open(path) as image:
-                return v2.functional.pil_to_tensor(image.convert("RGB"))
-        return decode_jpeg(read_file(path), mode=ImageReadMode.RGB)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.transform(self.decode(self.paths[index]))
-
-
-def images_per_second(paths: list[Path], decoder: str, workers: int, batch_size: int, repeats: int) -> float:
-    """Best of `repeats` full passes (the machine is shared; the best pass is the least disturbed)."""
-    loader = DataLoader(
-        JpegFiles(paths, decoder, 224),
-        batch_size=batch_size,
-        shuffle=True,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-    )
-    next(iter(loader))  # start workers and warm caches outside the timing
-    best = 0.0
+def cpu_ms_per_image(module: DMLDataModule, repeats: int, device: torch.device) -> tuple[float, float]:
+    """(loader CPU ms per image, device-stage ms per image), best of `repeats` passes over the training split.
+    The device stage is timed on the wall clock around a synchronised device (on the CPU, its CPU time)."""
+    best_loader, best_device = float("inf"), float("inf")
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(repeats):
-        start = time.perf_counter()
-        count = sum(len(batch) for batch in loader)
-        best = max(best, count / (time.perf_counter() - start))
-    return best
+        loader, count, loader_s, device_s = module.train_dataloader(), 0, 0.0, 0.0
+        iterator = iter(loader)
+        while True:
+            start = time.process_time()
+            batch = next(iterator, None)
+            loader_s += time.process_time() - start
+            if batch is None:
+                break
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            sync()
+            start = clock()
+            batch = module.on_after_batch_transfer(batch, 0)
+            sync()
+            device_s += clock() - start
+            assert batch["image"].shape[-1] == module.cfg.image_size and batch["image"].dtype == torch.float32
+            count += len(batch["label"])
+        best_loader, best_device = min(best_loader, loader_s / count * 1e3), min(best_device, device_s / count * 1e3)
+    return best_loader, best_device
 
 
-def stage_milliseconds(paths: list[Path], repeats: int) -> dict[str, float]:
-    """Per-image cost of each stage alone, in one process (best of `repeats`): what dominates."""
-    dataset = {name: JpegFiles(paths, name, 224) for name in ("pil", "decode_jpeg")}
-    decoded = decode_jpeg(read_file(str(paths[0])), mode=ImageReadMode.RGB)
-    crop_flip = v2.Compose([v2.RandomResizedCrop(224, antialias=True), v2.RandomHorizontalFlip()])
-    to_float = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
-    cropped = crop_flip(decoded)
-    stages = {
-        "PIL decode + RGB + to tensor": lambda p: dataset["pil"].decode(str(p)),
-        "torchvision decode_jpeg (CPU)": lambda p: dataset["decode_jpeg"].decode(str(p)),
-        "RandomResizedCrop 224 + flip (uint8)": lambda p: crop_flip(decoded),
-        "to float + normalize (224 px)": lambda p: to_float(cropped),
-    }
-    best = {}
-    for name, stage in stages.items():
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for path in paths:
-                stage(path)
-            times.append((time.perf_counter() - start) / len(paths) * 1e3)
-        best[name] = min(times)
-    return best
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-images", type=int, default=384)
-    parser.add_argument("--image-size", type=int, default=250, help="side of the generated JPEGs")
+    parser.add_argument("--identities", type=int, default=100)
+    parser.add_argument("--images-per-identity", type=int, default=4)
+    parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process")
-    args = parser.parse_args()
-
-    torch.set_num_threads(args.threads)  # DataLoader workers use 1 thread each; match it in the main process
-    cpu = platform.processor() or platform.machine()
-    print(
-        f"torch {torch.__version__}, torchvision {torchvision.__version__}, {cpu}, {os.cpu_count()} CPU(s), "
-        f"torch threads {torch.get_num_threads()}, no GPU used, load average before {os.getloadavg()[0]:.1f}"
-    )
+    parser.add_argument("--device", default="cpu", help="where the device stage runs (cpu, cuda)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    torch.set_num_threads(1)
+    lines = [
+        f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), "
+        f"1 torch thread, 0 workers, load average before {os.getloadavg()[0]:.1f}",
+    ]
     with tempfile.TemporaryDirectory() as folder:
-        paths = write_images(Path(folder), args.num_images, args.image_size)
-        stages = stage_milliseconds(paths, args.repeats)
-        results = {}
-        for decoder in ("pil", "decode_jpeg"):
-            for workers in args.workers:
-                results[decoder, workers] = images_per_second(
-                    paths, decoder, workers, args.batch_size, args.repeats
-                )
-    baseline = results.get(("pil", 0)) or next(iter(results.values()))
-    print(
-        f"\n{args.num_images} JPEGs {args.image_size}x{args.image_size} -> RandomResizedCrop 224 + flip + "
-        f"normalize, batch {args.batch_size}, best of {args.repeats}\n"
-    )
-    print("| decoder | workers | images/s | vs PIL, 0 workers |")
-    print("|---|---:|---:|---:|")
-    for (decoder, workers), rate in results.items():
-        print(f"| {decoder} | {workers} | {rate:.0f} | {rate / baseline:.2f}x |")
-    print(f"\nload average after: {os.getloadavg()[0]:.1f} (the machine is shared: compare ratios)")
-    print("\n| stage (one process) | ms per image |\n|---|---:|")
-    for name, milliseconds in stages.items():
-        print(f"| {name} | {milliseconds:.2f} |")
+        root, cache = Path(folder) / "celeba", Path(folder) / "cache"
+        write_celeba(root, args.identities, args.images_per_identity)
+        before = datamodule(root, None, args.image_size, args.batch_size)
+        pil_ms, _ = cpu_ms_per_image(before, args.repeats, device)
+        after = datamodule(root, cache, args.image_size, args.batch_size)
+        start = time.process_time()
+        after.prepare_data()  # the one-time decode into the cache
+        build_ms = (time.process_time() - start) / len(after.views["train"].base) * 1e3
+        cached_ms, device_ms = cpu_ms_per_image(after, args.repeats, device)
+    n = args.identities * args.images_per_identity
+    lines += [
+        f"\n{n} CelebA-format JPEGs 178x218 -> RandomResizedCrop {args.image_size} + flip + normalise, "
+        f"batch {args.batch_size}, best of {args.repeats}\n",
+        "| path | CPU ms per image | images/s per core | vs before |",
+        "|---|---:|---:|---:|",
+        f"| before: PIL decode + augment in the loader | {pil_ms:.3f} | {1000 / pil_ms:.0f} | 1.00x |",
+        f"| after: decoded cache, loader only | {cached_ms:.3f} | {1000 / cached_ms:.0f} | {pil_ms / cached_ms:.1f}x |",
+        f"| after: device stage (crop/resize/flip/normalise) on {device} | {device_ms:.3f} | - | "
+        f"{'CPU time' if device.type == 'cpu' else 'GPU time, not CPU'} |",
+        f"| after: cache build, once per dataset and size | {build_ms:.3f} | - | one-time |",
+        f"\nload average after: {os.getloadavg()[0]:.1f}",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    return table
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -43,6 +43,11 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool = False
     persistent_workers: bool = False
+    # Training reads images from a decoded uint8 cache (built once per dataset and size under
+    # decoded_cache_dir, default $FAIRDML_CACHE or ~/.cache/fairdml) and crops/flips/normalises them on the
+    # device in batches: what lets CPU cores feed a GPU (fairdml/data/decoded_cache.py). Evaluation is unchanged.
+    decoded_cache: bool = False
+    decoded_cache_dir: str | None = None
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fairdml.models.precision import SUPPORTED_PRECISIONS
 from fairdml.numbers import finite_number
 
 
@@ -91,6 +92,10 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.limit_val_batches", _limit_batches, "null, a share in [0.0, 1.0] or a whole number >= 0"),
     Rule("trainer.gradient_clip_val", optional(above(0)), "null or > 0"),
     Rule("trainer.num_nodes", at_least(1), ">= 1"),
+    Rule(
+        "trainer.precision", lambda v: str(v) in SUPPORTED_PRECISIONS,
+        f"one of {SUPPORTED_PRECISIONS} (bf16-mixed on a GPU; half-precision weights, '-true', are not supported)",
+    ),
     Rule("checkpoint.mode", one_of("min", "max"), "min or max"),
     Rule("checkpoint.save_top_k", lambda v: v == -1 or at_least(1)(v), ">= 1, or -1 for all (0 keeps no best)"),
     Rule("evaluation.ks", lambda v: bool(v) and all(at_least(1)(k) for k in v), "a non-empty list of k >= 1"),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -79,6 +80,18 @@ def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
                 f"resuming {run_dir} with settings that differ from its config.yaml: {changed}", stacklevel=2
             )
     return str(path)
+
+
+def effective_precision(trainer_cfg: dict) -> str:
+    """`trainer.precision`, except that `bf16-mixed` on a CUDA GPU without bf16 (before Ampere) becomes
+    `16-mixed`, fp16 autocast with Lightning's gradient scaler; the switch is printed, and the report's
+    `meta.precision` records what ran."""
+    precision = str(trainer_cfg["precision"])
+    on_gpu = trainer_cfg["accelerator"] in ("gpu", "cuda", "auto") and torch.cuda.is_available()
+    if precision == "bf16-mixed" and on_gpu and not torch.cuda.is_bf16_supported():
+        print("fairdml: this GPU has no bf16; training in 16-mixed (fp16 autocast, gradient scaler) instead")
+        return "16-mixed"
+    return precision
 
 
 def changed_keys(old: dict, new: dict) -> list[str]:
@@ -152,8 +165,10 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
         check_downstream_label(cfg, datamodule.views["train"].attribute_names)
     module = DMLModule.from_config(config, datamodule)
     callbacks = build_callbacks(cfg, run_dir, datamodule.group_names)
+    trainer_cfg = to_container(cfg.trainer)
+    trainer_cfg["precision"] = effective_precision(trainer_cfg)
     trainer = L.Trainer(
-        **to_container(cfg.trainer), default_root_dir=str(run_dir), use_distributed_sampler=False,
+        **trainer_cfg, default_root_dir=str(run_dir), use_distributed_sampler=False,
         callbacks=callbacks, plugins=[AtomicCheckpointIO()],
         logger=create_loggers(config["logger"], run_dir, f"{cfg.experiment}-{run_dir.name}", config, csv_rows),
     )  # fmt: skip
@@ -207,6 +222,7 @@ def _write_test_outputs(
         "validated_epochs": selection.get("validated_epochs", []),
         "epochs_trained": trainer.current_epoch,
         "skipped_nonfinite_batches": module.skipped_nonfinite,
+        "precision": str(trainer.precision),  # what Lightning ran (16-mixed on a CPU is bf16-mixed)
     }
     if not selection.get("checkpoint"):
         message = (

@@ -33,5 +33,14 @@ def test_bench_step_prints_the_table():
 def test_bench_gpu_cpu_smoke_prints_the_table():
     table = _load("bench_gpu").main(["--cpu-smoke", "--steps", "1", "--report-n", "500"])
     for row in ("plain loop, eager", "fairdml + PARADE, eager", "(ii) PARADE overhead", "(iii) fairness_report",
-                "(iv) GPU tests: skipped"):  # fmt: skip
+                "(iv) GPU tests: skipped", "(v) baseline", "(v) parade", "(vi) | before: PIL decode",
+                "(vi) | after: decoded cache, loader only"):  # fmt: skip
+        assert row in table, table
+    assert "FAILED" not in table and "missing" not in table, table
+
+
+def test_bench_input_pipeline_prints_before_and_after():
+    table = _load("bench_input_pipeline").main(["--identities", "20", "--repeats", "1", "--image-size", "32"])
+    for row in ("| before: PIL decode + augment in the loader |", "| after: decoded cache, loader only |",
+                "| after: device stage", "| after: cache build"):  # fmt: skip
         assert row in table, table

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers.fixtures_datasets import CELEBA_ATTRIBUTES, population, write_population
+from helpers.fixtures_datasets import write_two_attribute_celeba
 
 from fairdml.config import compose_config
 from fairdml.data import DMLDataModule
@@ -21,24 +21,6 @@ from fairdml.reports.audit import run_audit
 from fairdml.train import run_training
 
 CROSSED = ["Male=0|Pale_Skin=0", "Male=0|Pale_Skin=1", "Male=1|Pale_Skin=0", "Male=1|Pale_Skin=1"]
-
-
-def write_two_attribute_celeba(root, n_classes: int = 48, images: int = 6) -> dict[str, tuple[int, int]]:
-    """A CelebA fixture whose identities are Male for the first third and Pale_Skin for every other one, so all
-    four crossed groups have classes. Returns file -> (Male, Pale_Skin) as 0/1, read back from the file."""
-    root.mkdir(parents=True, exist_ok=True)
-    write_population("celeba", root, population(n_classes, images, n_classes // 3))
-    identity = dict(line.split() for line in (root / "identity_CelebA.txt").read_text().splitlines())
-    path = root / "list_attr_celeba.txt"
-    lines = path.read_text().splitlines()
-    column = CELEBA_ATTRIBUTES.index("Pale_Skin") + 1
-    for i in range(2, len(lines)):
-        parts = lines[i].split()
-        parts[column] = "1" if int(identity[parts[0]]) % 2 == 0 else "-1"
-        lines[i] = " ".join(parts)
-    path.write_text("\n".join(lines) + "\n")
-    male = CELEBA_ATTRIBUTES.index("Male") + 1
-    return {p[0]: (int(p[male] == "1"), int(p[column] == "1")) for p in (line.split() for line in lines[2:])}
 
 
 def overrides(root, run_dir=None) -> list[str]:

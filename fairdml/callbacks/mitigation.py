@@ -35,6 +35,8 @@ class MitigationHost(Protocol):
     - `add_loss_term(term)`: every training step, `term(module, step)` returns named loss terms that the host
       adds to its loss, where `step = {"features": (B, F) backbone features, "embeddings": (B, D) class
       embeddings, "batch": the batch}`; the batch holds "label" (B,), "attributes" (B, A) and "index" (B,).
+      Under mixed precision the step's tensors may be bf16/fp16 (the step runs under autocast): a term computes
+      its statistics in float32 (`fairdml.models.precision`), and the host adds the terms in float32.
     - `test_step` returns `{"features", "embeddings"}` of the batch, for mitigations that measure at the test.
     - `feature_dim` (F) and `embedding_dim` (D); `reports`, a dict the mitigations' report entries go into
       (`reports["test"]["mitigations"][name]`).

@@ -41,6 +41,7 @@ from fairdml.metrics.functional.decorrelation import (
 )
 from fairdml.models.heads import EmbeddingHead
 from fairdml.models.module import is_logging_step
+from fairdml.models.precision import call_in_own_precision, full_precision, without_autocast
 from fairdml.numbers import strict_json
 
 log = logging.getLogger("fairdml")
@@ -199,19 +200,22 @@ class Parade(Mitigation):
         batch_size = len(attributes)
         logging = is_logging_step(pl_module)
         terms: dict[str, torch.Tensor] = {}
+        class_embeddings = full_precision(step["embeddings"])
         for part, strength in zip(self._parts, self.current_strengths(), strict=True):
             codes = attributes[:, part.column]
-            attribute_embeddings = pl_module.auxiliary[f"parade_{part.key}_head"](features)
+            # the head under the step's autocast (if any); its loss, P and the statistics in float32
+            attribute_embeddings = full_precision(pl_module.auxiliary[f"parade_{part.key}_head"](features))
             miner = self._miners[part.key]
-            pairs = miner(attribute_embeddings, codes) if miner is not None else None
-            attribute_loss = pl_module.auxiliary[f"parade_{part.key}_loss"](attribute_embeddings, codes, pairs)
             projection = pl_module.auxiliary[f"parade_{part.key}_projection"]
-            if hp.projection_steps > 1:
-                self._train_projection(part.key, projection, step["embeddings"], attribute_embeddings)
-            projection_loss, corr = decorrelation_terms(
-                step["embeddings"], attribute_embeddings, projection, strength, hp.reverse_attribute_branch,
-                hp.correlation, hp.encoder_objective, codes, part.num_values,
-            )  # fmt: skip
+            with without_autocast(features.device):
+                pairs = miner(attribute_embeddings, codes) if miner is not None else None
+                attribute_loss = pl_module.auxiliary[f"parade_{part.key}_loss"](attribute_embeddings, codes, pairs)
+                if hp.projection_steps > 1:
+                    self._train_projection(part.key, projection, class_embeddings, attribute_embeddings)
+                projection_loss, corr = decorrelation_terms(
+                    class_embeddings, attribute_embeddings, projection, strength, hp.reverse_attribute_branch,
+                    hp.correlation, hp.encoder_objective, codes, part.num_values,
+                )  # fmt: skip
             terms[f"parade_attr_{part.key}"] = hp.attribute_loss_weight * attribute_loss
             terms[f"parade_dec_{part.key}"] = projection_loss
             if logging:  # only the steps whose values reach the loggers (`is_logging_step`)
@@ -267,9 +271,15 @@ class Parade(Mitigation):
     @torch.no_grad()
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:  # noqa: ANN001
         # `outputs` is DMLModule.test_step's: the backbone ran once for the metric and for the heads here
+        if not isinstance(outputs, dict) or not {"features", "embeddings"} <= outputs.keys():
+            raise TypeError(
+                f"Parade measures at the test from what test_step returns: {type(pl_module).__name__}.test_step "
+                f"must return a dict with 'features' and 'embeddings' (MitigationHost), got {type(outputs).__name__}"
+                + (f" with keys {sorted(outputs)}" if isinstance(outputs, dict) else "")
+            )
         self._test_batches.append({
             "index": batch["index"], "label": batch["label"], "attributes": batch["attributes"],
-            "class": outputs["embeddings"],
+            "class": full_precision(outputs["embeddings"]),
             "attribute": list(self.attribute_embeddings(pl_module, features=outputs["features"]).values()),
         })  # fmt: skip
 
@@ -311,11 +321,13 @@ class Parade(Mitigation):
     def attribute_embeddings(
         self, pl_module: MitigationHost, images: torch.Tensor | None = None, features: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:
-        """Each attribute head's (B, D′) embedding of `images`, or of their backbone `features` if already
-        computed (for measuring the de-correlation achieved)."""
+        """Each attribute head's (B, D′) float32 embedding of `images`, or of their backbone `features` if
+        already computed (for measuring the de-correlation achieved)."""
         if features is None:
             features = pl_module.features(images)
-        return {part.name: pl_module.auxiliary[f"parade_{part.key}_head"](features) for part in self._parts}
+        # Outside the step's autocast (a hook) the features may be bf16 while the heads are float32
+        heads = {part.name: pl_module.auxiliary[f"parade_{part.key}_head"] for part in self._parts}
+        return {name: call_in_own_precision(head, features) for name, head in heads.items()}
 
 
 def _gather(pl_module: MitigationHost, values: torch.Tensor) -> torch.Tensor:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from fairdml.config import DataConfig
 from fairdml.data.base import DatasetView, DMLDataset
+from fairdml.data.decoded_cache import DecodedImages, DecodedView, build_decoded_cache
+from fairdml.data.device_augment import finish_images
 from fairdml.data.intersections import select_group_attribute
 from fairdml.data.registry import create_dataset
 from fairdml.data.samplers import ClassBalancedBatchSampler
@@ -114,12 +117,38 @@ class DMLDataModule(L.LightningDataModule):
             group_balanced=self.group_balanced,
         )  # fmt: skip
 
+    def prepare_data(self) -> None:
+        """Build the decoded cache (`data.decoded_cache`) once per node, before any process reads it."""
+        if self.cfg.decoded_cache:
+            self._decoded_cache_folder()
+
+    def _decoded_cache_folder(self) -> Path:
+        self.setup()
+        cache_dir = Path(self.cfg.decoded_cache_dir).expanduser() if self.cfg.decoded_cache_dir else None
+        return build_decoded_cache(self.views["train"].base, self.cfg.image_size, cache_dir, self.cfg.num_workers)
+
+    def train_dataset(self) -> Dataset:
+        """The training split as the loader reads it: decoded images, or the cache's slots and crop boxes."""
+        view = self.views["train"]
+        if not self.cfg.decoded_cache:
+            return view
+        images = DecodedImages.open(self._decoded_cache_folder())
+        cfg = self.cfg
+        return DecodedView(view, images, cfg.image_size, augment=cfg.augment, hflip=cfg.augment and cfg.hflip)
+
     def train_dataloader(self) -> DataLoader:
         self._train_sampler = self.train_sampler()
         if self._sampler_state_to_load is not None:  # a resumed run continues the sampler where it stood
             self._train_sampler.load_state_dict(self._sampler_state_to_load)
             self._sampler_state_to_load = None
-        return DataLoader(self.views["train"], batch_sampler=self._train_sampler, **self._loader_kwargs())
+        return DataLoader(self.train_dataset(), batch_sampler=self._train_sampler, **self._loader_kwargs())
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """A decoded-cache batch (uint8 slots + crop boxes) becomes images here, on the device, in one go."""
+        if isinstance(batch, dict) and "crop" in batch:
+            pixels, crops, flips = batch.pop("image"), batch.pop("crop"), batch.pop("flip")
+            batch["image"] = finish_images(pixels, crops, flips, self.cfg.image_size, self.cfg.mean, self.cfg.std)
+        return batch
 
     # -- checkpointed state --------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -24,6 +24,7 @@ from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, 
 from fairdml.metrics.settings import ReportSettings
 from fairdml.models.backbones import feature_dim
 from fairdml.models.embedding import EmbeddingModel
+from fairdml.models.precision import full_precision, without_autocast
 
 if TYPE_CHECKING:
     from fairdml.data.datamodule import DMLDataModule
@@ -207,14 +208,28 @@ class DMLModule(L.LightningModule):
         return batch["attributes"][:, attribute_names.index(self.group_attribute)]
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
-        features = self.model.features(batch["image"])
+        features = self.model.features(batch["image"])  # under autocast in a mixed-precision run
         embeddings = self.model.head(features)
         labels = batch["label"]
-        pairs = self.miner(embeddings, labels) if self.miner is not None else None
-        terms = {"class": self.loss(embeddings, labels, pairs)}
+        with without_autocast(embeddings.device):  # the loss and the miner in float32 (models/precision.py)
+            class_embeddings = full_precision(embeddings)
+            try:
+                pairs = self.miner(class_embeddings, labels) if self.miner is not None else None
+                terms = {"class": self.loss(class_embeddings, labels, pairs)}
+            except RuntimeError as error:  # some PML miners fail outright on NaN embeddings (e.g. fp16 overflow)
+                if torch.isfinite(class_embeddings).all():  # a host read on this error path only
+                    raise
+                if self.config["nan_policy"] == "skip":
+                    return self._skip_nonfinite()
+                raise FloatingPointError(
+                    f"non-finite embeddings at epoch {self.current_epoch}, global step {self.global_step}, batch "
+                    f"{batch_idx} (the miner or loss failed on them: {error}). Under 16-mixed an activation beyond "
+                    "fp16's range (65504) does this: prefer bf16-mixed, or lower the learning rate. Set "
+                    "nan_policy=skip to skip such batches (they are counted)."
+                ) from error
         step = {"features": features, "embeddings": embeddings, "batch": batch}
         for term in self._loss_terms:
-            terms.update(term(self, step))
+            terms.update({name: full_precision(value) for name, value in term(self, step).items()})
         loss = sum(terms.values())
         # nan_policy=skip keeps the one per-step host read: skipping exactly this batch's optimiser step needs
         # the answer before Lightning runs backward (returning None is how a step is skipped).

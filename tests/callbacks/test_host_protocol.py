@@ -51,7 +51,8 @@ class MyEmbedder(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def test_parade_trains_a_user_module_and_reports(tiny_overrides, tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])  # bf16: the test-end heads met bf16 features
+def test_parade_trains_a_user_module_and_reports(tiny_overrides, tmp_path, precision):
     datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
     module = MyEmbedder()
     assert isinstance(module, fairdml.MitigationHost) and not isinstance(module, fairdml.DMLModule)
@@ -61,7 +62,7 @@ def test_parade_trains_a_user_module_and_reports(tiny_overrides, tmp_path):
     )  # fmt: skip
     trainer = L.Trainer(
         max_epochs=1, callbacks=[parade], logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        limit_val_batches=0, use_distributed_sampler=False, default_root_dir=tmp_path,
+        limit_val_batches=0, use_distributed_sampler=False, default_root_dir=tmp_path, precision=precision,
     )  # fmt: skip
     before = {k: v.clone() for k, v in module.head.state_dict().items()}
     trainer.fit(module, datamodule=datamodule)
@@ -93,3 +94,21 @@ def test_a_module_without_the_protocol_is_told_what_is_missing(tiny_overrides, t
     trainer = L.Trainer(max_epochs=1, callbacks=[fairdml.Parade()], logger=False, default_root_dir=tmp_path)
     with pytest.raises(TypeError, match="Parade needs a LightningModule that meets fairdml's MitigationHost"):
         trainer.fit(Plain(), datamodule=datamodule)
+
+
+def test_a_test_step_without_the_embeddings_is_named(tiny_overrides, tmp_path):
+    datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
+
+    class NoOutputs(MyEmbedder):
+        def test_step(self, batch: dict, batch_idx: int) -> None:
+            self.embed(batch["image"])
+
+    parade = fairdml.Parade(projection_hidden=8, attribute_embedding_dim=4, measure_steps=5)
+    trainer = L.Trainer(
+        max_epochs=1, limit_train_batches=1, callbacks=[parade], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, limit_val_batches=0, use_distributed_sampler=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    module = NoOutputs()
+    trainer.fit(module, datamodule=datamodule)
+    with pytest.raises(TypeError, match=r"NoOutputs.test_step must return a dict with 'features' and 'embeddings'"):
+        trainer.test(module, datamodule=datamodule, verbose=False)

@@ -308,3 +308,21 @@ def write_heavy_tailed_folder_dataset(root: Path, seed: int = 0, n_classes: int 
     table = root / "labels.csv"
     table.write_text("\n".join(lines) + "\n")
     return table
+
+
+def write_two_attribute_celeba(root, n_classes: int = 48, images: int = 6) -> dict[str, tuple[int, int]]:
+    """A CelebA fixture whose identities are Male for the first third and Pale_Skin for every other one, so all
+    four crossed groups have classes. Returns file -> (Male, Pale_Skin) as 0/1, read back from the file."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_population("celeba", root, population(n_classes, images, n_classes // 3))
+    identity = dict(line.split() for line in (root / "identity_CelebA.txt").read_text().splitlines())
+    path = root / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    column = CELEBA_ATTRIBUTES.index("Pale_Skin") + 1
+    for i in range(2, len(lines)):
+        parts = lines[i].split()
+        parts[column] = "1" if int(identity[parts[0]]) % 2 == 0 else "-1"
+        lines[i] = " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+    male = CELEBA_ATTRIBUTES.index("Male") + 1
+    return {p[0]: (int(p[male] == "1"), int(p[column] == "1")) for p in (line.split() for line in lines[2:])}
