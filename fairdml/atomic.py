@@ -9,8 +9,10 @@ target (`os.replace` is atomic on POSIX and Windows within one file system).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,8 +48,26 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             os.fsync(written.fileno())
         os.chmod(temporary_path, _FILE_MODE)
         os.replace(temporary_path, target)
+    except (OSError, RuntimeError) as error:
+        if disk_is_full(error, target.parent):
+            raise OSError(
+                errno.ENOSPC, f"no space left on the device of {target.parent} while writing {target.name}; "
+                f"the previous {target.name}, if any, is unchanged"
+            ) from error
+        raise
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def disk_is_full(error: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of space: an ENOSPC OSError, or a writer that hides it (torch.save's C++
+    stream raises `RuntimeError: ... basic_ios::clear`) on a device with almost nothing left."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -61,3 +81,18 @@ def write_json(path: str | os.PathLike, data: Any, **dumps_kwargs: Any) -> Path:
     """Write strict JSON (no NaN tokens) with two-space indents, atomically."""
     dumps_kwargs.setdefault("indent", 2)
     return write_text(path, json.dumps(data, allow_nan=False, **dumps_kwargs) + "\n")
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON") -> Any:
+    """A JSON file fairdml wrote, or one ValueError naming the file, the line and what to do: a file written
+    by an older fairdml without atomic writes, cut short by a kill or a full disk, or edited by hand."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not a {what} file: not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}:{error.lineno}: not readable {what} ({error.msg}); the file was cut short or edited: restore "
+            f"it, or remove it and re-create it (re-run the command that wrote it)"
+        ) from None

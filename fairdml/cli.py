@@ -32,8 +32,10 @@ def _train(args: argparse.Namespace) -> None:
             from fairdml.sweep import sweep_file_overrides
 
             overrides = sweep_file_overrides(args.sweep_file) + overrides  # the command line wins
-        run_local_sweep(overrides, sweep_dir=args.sweep_dir)
+        run_local_sweep(overrides, sweep_dir=args.sweep_dir, overwrite=args.overwrite)
         return
+    if args.overwrite:
+        raise ValueError("--overwrite goes with -m (a sweep folder); for one run's folder use overwrite=true")
     cfg = compose_config(args.overrides)  # a config error shows before torch is imported
     from fairdml.train import run_training
 
@@ -58,6 +60,7 @@ def _audit(args: argparse.Namespace) -> None:
         "card_inputs": args.card_inputs,
         "kmeans_backend": args.kmeans,
         "min_group_size": args.min_group_size,
+        "overwrite": args.overwrite,
     }
     from fairdml.metrics.functional.stages import listen_stages, print_stage
 
@@ -136,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-m", "--multirun", action="store_true", help="sweep comma-separated values locally")
     train.add_argument("--sweep-dir", default=None, help="-m: the sweep folder (default outputs/sweeps/...)")
     train.add_argument("--sweep-file", default=None, help="-m: run a W&B grid sweep file locally")
+    train.add_argument(
+        "--overwrite", action="store_true", help="-m: clear the runs of another grid in --sweep-dir (else refused)"
+    )
     train.set_defaults(func=_train)
 
     init = add("init-config", help="copy the default configs into a folder to edit (then train --config-dir)")
@@ -170,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="groups with fewer samples are flagged small and not named worst (default 30; 1 flags none)",
     )  # fmt: skip
     audit.add_argument("--no-card", dest="card", action="store_false", help="skip the model card")
+    audit.add_argument("--overwrite", action="store_true", help="replace an earlier audit in --out (one per folder)")
     audit.add_argument("--card-inputs", default=None, help="YAML with the card fields only a person can fill")
     audit.set_defaults(func=_audit)
 

@@ -12,13 +12,14 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from fairdml.config_files import config_dir
+from fairdml.config_files import config_dir, yaml_error_line
 
 
 @dataclass
@@ -148,6 +149,7 @@ class TrainConfig:
     run_dir: str | None = None  # set to reuse a folder (resume); default outputs/<experiment>/<time>
     resume: str | None = None  # "last" (of run_dir) or a checkpoint path
     overwrite: bool = False  # true: clear an existing run_dir first (without it, an existing run is refused)
+    init_from: str | None = None  # a new run starting from another run's weights (a .ckpt or model.pt)
     nan_policy: str = "error"  # error | skip
     nonfinite_check_every: int = 50  # steps between host reads of the device-side non-finite flag
     data: DataConfig = field(default_factory=DataConfig)
@@ -193,6 +195,11 @@ def _valid_keys_hint(message: str) -> str:
             continue
         if isinstance(node, DictConfig) and leaf not in node:
             keys = list(node.keys())
+            if not keys:  # a free-form dict (a class's keyword arguments): its keys are added, not chosen
+                return (
+                    f"\n'{parent}' holds keyword arguments passed to a class; one it does not set yet is added with "
+                    f"'+{token}=VALUE' (the class then checks the name)."
+                )
             close = difflib.get_close_matches(leaf, keys, n=1)
             hint = f" Did you mean '{parent}.{close[0]}'?" if close else ""
             return f"\nValid keys under '{parent}': {keys}.{hint}"
@@ -233,6 +240,8 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
         if error.__cause__ is not None:
             message += f"\n{error.__cause__}"
         raise ValueError(f"bad configuration: {message}{_valid_keys_hint(message)}") from None
+    except yaml.YAMLError as error:  # a hand-edited config file (--config-dir)
+        raise ValueError(f"bad configuration: {yaml_error_line(error)}") from None
     OmegaConf.set_struct(cfg, True)
     return cfg
 

@@ -89,3 +89,14 @@ def init_config(target: str | Path, overwrite: bool = False) -> list[Path]:
         )
     target.mkdir(parents=True, exist_ok=True)
     return copy_configs(packaged_configs(), target)
+
+
+def yaml_error_line(error: Exception, path: str | os.PathLike | None = None) -> str:
+    """A PyYAML error as one line, `file:line:column: problem` (its own message spans several lines)."""
+    mark = getattr(error, "problem_mark", None)
+    where = str(path or (mark.name if mark is not None else "YAML"))
+    if mark is not None:
+        where += f":{mark.line + 1}:{mark.column + 1}"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    context = getattr(error, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")

@@ -18,7 +18,6 @@ training image of every class is kept when unbalancing, so every class stays lea
 from __future__ import annotations
 
 import copy
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,11 +32,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
-from fairdml.atomic import write_json
+from fairdml.atomic import read_json, write_json
 from fairdml.data.intersections import group_attribute_name
 from fairdml.data.splits import class_disjoint_split, minority_count, minority_group_code
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.metrics.functional.downstream import downstream_report
+from fairdml.reports.report import load_report
 from fairdml.run_layout import RunPaths
 
 CLASSIFIER = "logistic regression (standardised features, L2, C=1)"
@@ -338,10 +338,10 @@ def run_evaluate(run_dir: str | Path, overrides: Sequence[str] = ()) -> dict:
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir, overrides)
     summary_path = RunPaths(run_dir).data_summary
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    result = _evaluate(cfg, load_run_data(run_dir, cfg, summary), summary.get("minority_group"))
+    summary = read_json(summary_path, "data summary") if summary_path.is_file() else {}
     report_path = RunPaths(run_dir).report
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    report = load_report(report_path) if report_path.is_file() else {}  # a JSON that is no report: refused now
+    result = _evaluate(cfg, load_run_data(run_dir, cfg, summary), summary.get("minority_group"))
     report["downstream"] = result
     write_json(report_path, report)
     print(format_summary(result))

@@ -9,27 +9,31 @@ overwrite it, which clears it first. The checkpoint the run selected is written 
 
 from __future__ import annotations
 
-import json
+import fnmatch
 import pickle
 import shutil
+import uuid
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from fairdml.atomic import atomic_path, write_json
-from fairdml.run_layout import CHECKPOINTS_DIR, CONFIG_FILE, CSV_DIR, MODEL_FILE, REPORT_FILE, SELECTION_FILE, RunPaths
+from fairdml.atomic import atomic_path, read_json, write_json
+from fairdml.run_layout import RUN_MARKER_FILE, RUN_OWNED, RUN_OWNED_PATTERNS, SELECTION_FILE, RunPaths
 
-# Any of these marks a folder as a fairdml run (overwrite=true clears only such folders).
-RUN_MARKERS = (CONFIG_FILE, CHECKPOINTS_DIR, REPORT_FILE, CSV_DIR, MODEL_FILE, SELECTION_FILE)
 # Files a launcher (`fairdml train -m`) writes into a new run's folder before the run starts.
 LAUNCHER_FILES = ("train.log",)
 
 
 def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
-    """Create `run_dir`, or accept an existing one only for a resume or an explicit overwrite (clearing it)."""
+    """Create `run_dir` with its marker, or accept an existing one only for a resume or an explicit overwrite.
+
+    overwrite=true clears only a folder whose `.fairdml-run` marker proves it is a fairdml run, and only the
+    files a run writes (`RUN_OWNED`): a project folder that happens to hold a `config.yaml` is never deleted.
+    """
     if resume is not None and overwrite:
         raise ValueError(
             "resume and overwrite=true contradict each other: resume continues the run, overwrite clears it"
@@ -44,13 +48,35 @@ def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
                 f"with them. Continue that run with resume=last, clear it with overwrite=true, or choose "
                 f"another run_dir"
             )
-        if not any(name in RUN_MARKERS for name in existing):
+        if not RunPaths(run_dir).marker.is_file():
             raise FileExistsError(
-                f"overwrite=true refuses to clear run_dir={run_dir}: it is not a fairdml run folder "
-                f"(none of {list(RUN_MARKERS)}); choose an empty or new folder"
+                f"overwrite=true refuses to clear run_dir={run_dir}: it has no {RUN_MARKER_FILE} file, so it is "
+                f"not a folder a fairdml run made (it holds {', '.join(existing[:6])}); choose an empty or new folder"
             )
-        shutil.rmtree(run_dir)
+        for name in clear_run_files(run_dir):
+            print(f"fairdml: overwrite=true kept {run_dir / name}: a run does not write it")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not RunPaths(run_dir).marker.is_file():
+        write_json(RunPaths(run_dir).marker, {"run_id": uuid.uuid4().hex, "created": datetime.now().isoformat()})
+
+
+def clear_run_files(run_dir: Path) -> list[str]:
+    """Delete what a run writes in `run_dir` (`RUN_OWNED`); return the names of what is left there."""
+    for path in sorted(run_dir.iterdir()):
+        owned = path.name in RUN_OWNED or any(fnmatch.fnmatch(path.name, p) for p in RUN_OWNED_PATTERNS)
+        if owned and path.name != RUN_MARKER_FILE:  # the marker last: a failure midway leaves it provable
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    RunPaths(run_dir).marker.unlink(missing_ok=True)
+    return sorted(p.name for p in run_dir.iterdir())
+
+
+def run_id(run_dir: Path) -> str | None:
+    """The id in the folder's marker (None: not a run folder, or one made before markers existed)."""
+    path = RunPaths(run_dir).marker
+    try:
+        return read_json(path, "run marker")["run_id"] if path.is_file() else None
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} is not a fairdml run marker (unreadable JSON); it is fairdml's own file") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -58,10 +84,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    with open(path, "rb") as file:
+        head = file.read(2)
+    if not head.startswith(b"PK") and head[:1] != b"\x80":  # torch.save writes a zip (PK), or a pickle (0x80)
+        raise ValueError(f"{path} is not a checkpoint: not a file torch.save writes (nor a pickle)")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = _unpickler_reason(str(error))
         raise ValueError(
             f"refused to load {path}: it holds objects other than tensors and plain containers, which could "
             f"run code ({reason}). fairdml checkpoints never do; use a checkpoint fairdml wrote"
@@ -77,6 +107,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def _unpickler_reason(message: str) -> str:
+    """What torch's weights-only unpickler objected to, without its advice to load unsafely."""
+    _, found, rest = message.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (rest if found else message).splitlines() if line.strip()]
+    return lines[0][:200] if lines else "unknown"
+
+
 def remove_orphan_checkpoints(run_dir: Path, checkpoint: dict[str, Any], resumed_from: Path) -> list[Path]:
     """Delete checkpoints written after `checkpoint` (an interrupted timeline), which it does not know of.
 
@@ -86,12 +123,14 @@ def remove_orphan_checkpoints(run_dir: Path, checkpoint: dict[str, Any], resumed
     folder = RunPaths(run_dir).checkpoints
     if resumed_from.resolve().parent != folder.resolve():
         return []
-    known = {resumed_from.resolve()}
+    # By file name: the checkpoint's paths are absolute and name the folder it was written in, which a moved
+    # or copied run no longer is (the checkpoints folder is flat, so a name is enough)
+    known = {resumed_from.name}
     for key, state in checkpoint.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and isinstance(state, dict):
-            known |= {Path(p).resolve() for p in state.get("best_k_models", {})}
-            known |= {Path(state[k]).resolve() for k in ("best_model_path", "last_model_path") if state.get(k)}
-    orphans = [p for p in sorted(folder.glob("*.ckpt")) if p.resolve() not in known]
+        if "ModelCheckpoint" in key and isinstance(state, dict):
+            known |= {Path(p).name for p in state.get("best_k_models", {})}
+            known |= {Path(state[k]).name for k in ("best_model_path", "last_model_path") if state.get(k)}
+    orphans = [p for p in sorted(folder.glob("*.ckpt")) if p.name not in known]
     orphans += sorted(folder.glob(".*.tmp"))  # a write killed before its rename
     for path in orphans:
         path.unlink()
@@ -135,7 +174,7 @@ def read_selection(run_dir: Path) -> dict[str, Any]:
             f"{run_dir} has no {SELECTION_FILE} (the record of the checkpoint the run selected): the run did not "
             f"finish, or predates it. Name the checkpoint instead: fairdml export {run_dir}/checkpoints/<file>.ckpt"
         )
-    selection = json.loads(path.read_text())
+    selection = read_json(path, "selection")
     if not selection.get("checkpoint"):
         raise FileNotFoundError(
             f"{path}: the run selected no checkpoint (no epoch was validated); name one: "

@@ -20,6 +20,16 @@ MODEL_FILE = "model.pt"
 WANDB_RUN_ID_FILE = "wandb_run_id.txt"  # the W&B run a resume continues
 CHECKPOINTS_DIR = "checkpoints"
 CSV_DIR = "csv"
+RUN_MARKER_FILE = ".fairdml-run"  # written first into every run folder: its id; the proof overwrite=true needs
+
+# Every name a run writes in its folder (files and folders; `embeddings_*.npz` by pattern): what overwrite=true
+# clears, and nothing else.
+RUN_OWNED = (
+    RUN_MARKER_FILE, CONFIG_FILE, REPORT_FILE, "report.csv", DATA_SUMMARY_FILE, DATA_CARD_JSON_FILE,
+    DATA_CARD_HTML_FILE, SELECTION_FILE, MODEL_FILE, WANDB_RUN_ID_FILE, CHECKPOINTS_DIR, CSV_DIR, "wandb",
+    "MODEL_CARD.md", "model_card.html", "model_card_data.json", "train.log", "lightning_logs",
+)  # fmt: skip
+RUN_OWNED_PATTERNS = ("embeddings_*.npz",)
 
 
 class _File:
@@ -53,3 +63,4 @@ class RunPaths:
     model = _File(MODEL_FILE)
     checkpoints = _File(CHECKPOINTS_DIR)
     wandb_run_id = _File(WANDB_RUN_ID_FILE)
+    marker = _File(RUN_MARKER_FILE)

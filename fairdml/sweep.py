@@ -11,10 +11,9 @@ at the end a summary table over all runs (CSV + Markdown) and the trade-off plot
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,9 +24,12 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
+from fairdml.atomic import read_json, write_json
 from fairdml.config import compose_config
 from fairdml.reports.runs import FIGURES, is_finished_run, load_run
 from fairdml.reports.table import format_markdown, write_csv
+from fairdml.run_folder import clear_run_files
+from fairdml.run_layout import RunPaths
 
 MANIFEST = "sweep.json"
 LOG_TAIL_LINES = 15
@@ -108,16 +110,17 @@ def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
     A folder left by an earlier failed attempt is the sweep's own: it is cleared, so the new run starts in a
     folder that holds only its `train.log` (which `fairdml train` accepts; any other file it refuses).
     """
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
+    if RunPaths(run_dir).marker.is_file():
+        clear_run_files(run_dir)  # only what a run writes: anything else makes `fairdml train` refuse the folder
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "train.log").unlink(missing_ok=True)
     command = [sys.executable, "-m", "fairdml", "train", *job, f"run_dir={run_dir}"]
     env = {key: value for key, value in os.environ.items() if key != "FAIRDML_RUN_DIR"}
     env.setdefault("WANDB_RUN_GROUP", group)  # W&B shows a sweep's runs as one group
     started = time.monotonic()
     with open(run_dir / "train.log", "w") as log:
         returncode = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False, preexec_fn=_die_with_parent
         ).returncode
     record = {"run_dir": run_dir.name, "overrides": job, "returncode": returncode}
     record["seconds"] = round(time.monotonic() - started, 1)
@@ -128,20 +131,57 @@ def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
     return record
 
 
+def _die_with_parent() -> None:
+    """In the child, before it starts: the kernel sends it SIGTERM when the sweep process dies, even by kill -9
+    (Linux's PR_SET_PDEATHSIG), so no run goes on training as an orphan in a folder a re-run will reuse."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+
+def _check_same_grid(folder: Path, overrides: list[str], overwrite: bool) -> None:
+    """A sweep folder holds one grid: another grid there is refused (its finished runs would be replaced,
+    since runs are numbered by their place in the grid), or, with `overwrite`, its runs are cleared first."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return
+    try:
+        earlier = read_json(path, "sweep record")
+    except ValueError as error:
+        raise ValueError(f"{error} (or use another --sweep-dir)") from None
+    if earlier.get("overrides") == overrides:
+        return
+    finished = [r["run_dir"] for r in earlier.get("runs", []) if r.get("status") == "finished"]
+    if not overwrite:
+        raise FileExistsError(
+            f"sweep folder {folder} holds another grid ({' '.join(earlier.get('overrides', []))}; {len(finished)} "
+            f"finished runs): running this grid there would replace them. Use another --sweep-dir, or --overwrite "
+            f"to clear that sweep's runs"
+        )
+    for record in earlier.get("runs", []):
+        run_dir = folder / record["run_dir"]
+        if RunPaths(run_dir).marker.is_file():
+            clear_run_files(run_dir)
+    path.unlink()
+
+
 def _finished_before(folder: Path) -> dict[str, dict]:
     """The finished runs an earlier call recorded in this sweep folder, by run folder name."""
     path = folder / MANIFEST
     if not path.is_file():
         return {}
-    runs = json.loads(path.read_text()).get("runs", [])
+    runs = read_json(path, "sweep record").get("runs", [])
     return {record["run_dir"]: record for record in runs if record.get("status") == "finished"}
 
 
-def run_local_sweep(overrides: list[str], sweep_dir: str | None = None) -> Path:
-    """Run the grid, record each run, then write the summary table and the trade-off plot."""
+def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrite: bool = False) -> Path:
+    """Run the grid, record each run, then write the summary table and the trade-off plot. The same grid
+    again keeps its finished runs; another grid in the same folder is refused unless `overwrite`."""
     jobs, swept = expand_sweep(overrides)
     _check_jobs(jobs)
     folder = _sweep_dir(jobs[0], sweep_dir)
+    _check_same_grid(folder, overrides, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     done = _finished_before(folder)
     manifest = {"overrides": overrides, "swept": swept, "created": datetime.now().isoformat(), "runs": []}
@@ -155,7 +195,7 @@ def run_local_sweep(overrides: list[str], sweep_dir: str | None = None) -> Path:
         else:
             record = _run_one(job, run_dir, group=folder.name)
         manifest["runs"].append(record)
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        write_json(folder / MANIFEST, manifest, indent=2)  # atomic: a killed sweep leaves the last whole record
         print(f"    {record['status']} in {record['seconds']} s -> {folder / record['run_dir']}", flush=True)
     summarize_sweep(folder)
     failed = [record for record in manifest["runs"] if record["status"] != "finished"]
@@ -171,7 +211,7 @@ def run_local_sweep(overrides: list[str], sweep_dir: str | None = None) -> Path:
 
 def summary_rows(folder: Path) -> tuple[list[str], list[list]]:
     """One row per run of a sweep: folder, status, swept values, headline figures (blank if it failed)."""
-    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest = read_json(folder / MANIFEST, "sweep record")
     swept = manifest["swept"]
     columns = ["run", "status", *swept, *FIGURES]
     rows = []

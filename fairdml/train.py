@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fairdml.atomic import write_json, write_text
 from fairdml.callbacks.instantiate import instantiate_callbacks
-from fairdml.callbacks.run_state import RunState, recorded_csv_rows
+from fairdml.callbacks.run_state import RunState, recorded_csv_rows, recorded_run_id
 from fairdml.callbacks.selection import build_checkpoint
 from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import to_container
@@ -33,6 +33,7 @@ from fairdml.run_folder import (
     load_checkpoint,
     prepare_run_dir,
     remove_orphan_checkpoints,
+    run_id,
     write_selection,
 )
 from fairdml.run_layout import RunPaths
@@ -54,7 +55,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> l
     checkpoints = build_checkpoint(
         to_container(cfg.checkpoint), to_container(cfg.evaluation), group_names, run_dir
     )
-    callbacks: list[Callback] = [*checkpoints, RunState(), ValidationGuard()]
+    callbacks: list[Callback] = [*checkpoints, RunState(run_id(run_dir)), ValidationGuard()]
     if cfg.logger.wandb.enabled and cfg.logger.wandb.media:
         from fairdml.callbacks.wandb_media import WandbMedia
 
@@ -62,24 +63,81 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> l
     return callbacks + instantiate_callbacks(cfg.callbacks)
 
 
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> str | None:
-    """The checkpoint to continue from; warns when the config differs from the run's own config.yaml."""
+# What may differ between a run's config.yaml and the config that resumes it: where the folder is (it may have
+# been moved), how long to train, and settings that change no figure. Any other difference is refused.
+RESUMABLE_KEYS = (
+    "resume", "overwrite", "run_dir", "output_dir", "trainer.max_epochs", "trainer.enable_progress_bar",
+    "data.num_workers", "data.pin_memory", "data.persistent_workers", "evaluation.model_card",
+    "evaluation.card_inputs", "logger.wandb.mode", "logger.wandb.enabled", "logger.wandb.media",
+    "logger.wandb.log_model", "logger.wandb.init_timeout", "logger.wandb.tags",
+)  # fmt: skip
+
+
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict] | None:
+    """The checkpoint to continue from and its contents, after checking that it is this run's own and that
+    the settings are the run's (`RESUMABLE_KEYS` aside): a resume continues the same run, or it is refused
+    before any write."""
     if cfg.resume is None:
         return None
+    if cfg.overwrite:
+        raise ValueError(
+            "resume and overwrite=true contradict each other: resume continues the run, overwrite clears it"
+        )
+    if cfg.get("init_from"):
+        raise ValueError(
+            "resume and init_from contradict each other: resume continues a run, init_from starts a new one from "
+            "another run's weights"
+        )
     path = RunPaths(run_dir).checkpoints / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"resume={cfg.resume!r}: no checkpoint at {path} (set run_dir to the run to resume)"
+        hint = (
+            "nothing to resume: the run was stopped before its first checkpoint; start it again with overwrite=true"
+            if RunPaths(run_dir).config.is_file()
+            else "set run_dir to the folder of the run to resume"
         )
+        raise FileNotFoundError(f"resume={cfg.resume!r}: no checkpoint at {path} ({hint})")
+    if path.resolve().parent != RunPaths(run_dir).checkpoints.resolve():
+        raise ValueError(
+            f"resume={cfg.resume} is not a checkpoint of run_dir={run_dir} (it is in {path.parent}): resume "
+            f"continues the run in run_dir. To start a new run from its weights, use init_from={cfg.resume}"
+        )
+    checkpoint = load_checkpoint(path)  # a corrupt or unsafe file is named before the settings are compared
+    check_same_run(checkpoint, str(path), run_dir)
     saved_path = RunPaths(run_dir).config
     if saved_path.is_file():
         changed = changed_keys(to_container(OmegaConf.load(saved_path)), to_container(cfg))
-        changed = [key for key in changed if key not in ("resume", "trainer.max_epochs")]
+        changed = [key for key in changed if key not in RESUMABLE_KEYS]
         if changed:
-            warnings.warn(
-                f"resuming {run_dir} with settings that differ from its config.yaml: {changed}", stacklevel=2
+            raise ValueError(
+                f"resume refused: these settings differ from {saved_path}: {', '.join(changed)}. A resumed run "
+                f"must be the same run (only {', '.join(RESUMABLE_KEYS[2:])} may change); for other settings start "
+                f"a new run, e.g. with init_from={path}"
             )
-    return str(path)
+    return str(path), checkpoint
+
+
+def check_same_run(checkpoint: dict, path: str, run_dir: Path) -> None:
+    """A checkpoint whose recorded run id is not the folder's (a checkpoints folder copied in from another
+    run) is refused; checkpoints written before ids existed pass on their location alone."""
+    recorded, own = recorded_run_id(checkpoint), run_id(run_dir)
+    if recorded is not None and own is not None and recorded != own:
+        raise ValueError(
+            f"resume refused: {path} was written by run {recorded}, but run_dir={run_dir} is run {own} "
+            f"({RunPaths(run_dir).marker.name}); to start a new run from its weights use init_from={path}"
+        )
+
+
+def load_initial_weights(module: DMLModule, path: str) -> None:
+    """`init_from=PATH`: the class-embedding model's weights from a checkpoint or an exported model.pt, for a
+    new run (its own optimiser, schedule, selection and metrics)."""
+    state = load_checkpoint(path)["state_dict"]
+    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")} or state
+    try:
+        module.model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ValueError(f"init_from={path}: its weights do not fit model={module.model.spec}: {first}") from None
+    print(f"fairdml: init_from={path}: class-embedding weights loaded; this is a new run")
 
 
 def effective_precision(trainer_cfg: dict) -> str:
@@ -139,31 +197,54 @@ def _is_first_process(run_dir: Path) -> bool:
 
 
 def _prepare_resume(cfg: DictConfig, run_dir: Path, first_process: bool) -> tuple[str | None, int | None]:
-    """The checkpoint to resume from (read once here, so a corrupt one fails before any file is written)
-    and the metrics.csv rows it had seen."""
-    checkpoint_path = resume_checkpoint(cfg, run_dir)
-    if checkpoint_path is None:
+    """Check everything, then prepare the folder: the checkpoint to resume from (read once here, so a corrupt
+    or foreign one fails before any file is written) and the metrics.csv rows it had seen."""
+    checkpoint_path, checkpoint = resume_checkpoint(cfg, run_dir) or (None, None)
+    if cfg.get("init_from"):
+        load_checkpoint(cfg.init_from)  # a missing or unsafe file fails now, not after the folder is made
+    if not first_process:
+        return checkpoint_path, None if checkpoint is None else recorded_csv_rows(checkpoint)
+    prepare_run_dir(run_dir, cfg.resume, cfg.overwrite)  # the first write
+    if checkpoint is None:
         return None, None
-    checkpoint = load_checkpoint(checkpoint_path)
-    if first_process:
-        for path in remove_orphan_checkpoints(run_dir, checkpoint, Path(checkpoint_path)):
-            print(f"fairdml: removed {path.name}, written after the checkpoint this run resumes from")
+    for path in remove_orphan_checkpoints(run_dir, checkpoint, Path(checkpoint_path)):
+        print(f"fairdml: removed {path.name}, written after the checkpoint this run resumes from")
     return checkpoint_path, recorded_csv_rows(checkpoint)
+
+
+def check_before_training(cfg: DictConfig, datamodule: DMLDataModule) -> None:
+    """What would otherwise fail after training (a downstream label, the card inputs) or after the first
+    validation (a monitored group the validation split lacks), checked against the data now."""
+    if cfg.evaluation.downstream:
+        from fairdml.evaluate import check_downstream_label
+
+        check_downstream_label(cfg, datamodule.views["train"].attribute_names)
+    if cfg.evaluation.model_card and cfg.evaluation.card_inputs:
+        from fairdml.reports.card.inputs import load_card_inputs
+
+        load_card_inputs(cfg.evaluation.card_inputs)
+    monitor = str(cfg.checkpoint.monitor)
+    if "/group=" in monitor and "val" in datamodule.views:
+        group = monitor.split("/group=", 1)[1]
+        codes = set(datamodule.views["val"].attribute_column(datamodule.group_attribute).tolist())
+        present = [name for code, name in enumerate(datamodule.group_names) if code in codes]
+        if group in datamodule.group_names and group not in present:
+            raise ValueError(
+                f"checkpoint.monitor={monitor}: the validation split has no sample of group {group!r} (it has "
+                f"{present}), so that figure is never logged; monitor another group or val/recall@1/worst"
+            )
 
 
 def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    if first_process:
-        prepare_run_dir(run_dir, cfg.resume, cfg.overwrite)
-    checkpoint_path, csv_rows = _prepare_resume(cfg, run_dir, first_process)
     config = to_container(cfg)
     datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
-    if cfg.evaluation.downstream:  # a wrong label must fail now, not after training
-        from fairdml.evaluate import check_downstream_label
-
-        check_downstream_label(cfg, datamodule.views["train"].attribute_names)
+    check_before_training(cfg, datamodule)
     module = DMLModule.from_config(config, datamodule)
+    if cfg.get("init_from"):
+        load_initial_weights(module, cfg.init_from)
+    checkpoint_path, csv_rows = _prepare_resume(cfg, run_dir, first_process)  # every check done: the first write
     callbacks = build_callbacks(cfg, run_dir, datamodule.group_names)
     trainer_cfg = to_container(cfg.trainer)
     trainer_cfg["precision"] = effective_precision(trainer_cfg)

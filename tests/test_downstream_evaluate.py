@@ -131,7 +131,8 @@ def _run_dir(tmp_path, overrides: list[str], embeddings, labels, groups, names, 
         groups=np.array(names)[groups], group_attribute=np.array(cfg.data.sensitive_attribute),
     )  # fmt: skip
     (run / "data_summary.json").write_text(json.dumps({"group_names": names, "minority_group": minority}))
-    (run / "report.json").write_text(json.dumps({"n": len(labels), "overall": {"recall@1": 0.5}}))
+    report = {"n": len(labels), "overall": {"recall@1": 0.5}, "groups": {}, "gaps": {}}
+    (run / "report.json").write_text(json.dumps(report))
     return run, cfg
 
 
@@ -191,3 +192,20 @@ def test_attribute_label_from_the_rebuilt_test_split(tmp_path):
     )  # fmt: skip
     with pytest.raises(ValueError, match="do not match"):
         run_evaluate(run, ["evaluation.downstream_label=Smiling"])
+
+
+def test_evaluate_refuses_a_json_that_is_not_a_report_before_any_work(tmp_path, capsys):
+    from fairdml.cli import main
+
+    labels = np.repeat(np.arange(10), 8)
+    embeddings = np.random.default_rng(1).normal(size=(80, 16))
+    run, _ = _run_dir(tmp_path, [], embeddings, labels, (labels < 3).astype(np.int64), ["a", "b"], "b")
+    (run / "report.json").write_text(json.dumps({"my": "notes"}))
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run)])
+    assert "is not a fairdml report" in capsys.readouterr().err
+    assert json.loads((run / "report.json").read_text()) == {"my": "notes"}
+    (run / "report.json").write_text('{"n": 3, "overall": {')  # cut short
+    with pytest.raises(SystemExit):
+        main(["evaluate", str(run)])
+    assert "report.json:1: not readable report" in capsys.readouterr().err

@@ -75,7 +75,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_overrides, tmp_path, 
     folder.mkdir()
     (folder / "thesis.tex").write_text("keep me")
     err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={folder}", "overwrite=true"])
-    assert "not a fairdml run folder" in err
+    assert "not a folder a fairdml run made" in err
     assert (folder / "thesis.tex").read_text() == "keep me"
 
 

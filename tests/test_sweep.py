@@ -101,3 +101,50 @@ def test_a_failing_run_is_recorded_and_a_rerun_skips_finished_runs(tmp_path):
     again = json.loads((sweep / "sweep.json").read_text())["runs"]
     assert again[1] == finished and (sweep / "001" / "train.log").stat().st_mtime_ns == log_times[1]
     assert again[0]["status"] == "failed" and (sweep / "000" / "train.log").stat().st_mtime_ns > log_times[0]
+
+
+@pytest.mark.slow
+def test_another_grid_in_a_sweep_folder_keeps_the_finished_runs(tmp_path, capsys):
+    """`-m seed=0,1` then `-m seed=0,2` in the same folder once deleted the finished seed=1 run: now the second
+    grid is refused with the folder untouched, the first grid again reuses its runs, and --overwrite clears."""
+    sweep = tmp_path / "sweep"
+    run_local_sweep([*FAST, "seed=0,1"], sweep_dir=str(sweep))
+    report = (sweep / "001" / "report.json").read_bytes()
+    manifest = (sweep / "sweep.json").read_bytes()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "-m", *FAST, "seed=0,2", "--sweep-dir", str(sweep)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds another grid" in err and "2 finished runs" in err and "--overwrite" in err
+    assert (sweep / "001" / "report.json").read_bytes() == report and (sweep / "sweep.json").read_bytes() == manifest
+    run_local_sweep([*FAST, "seed=0,1"], sweep_dir=str(sweep))  # the same grid: both runs kept as they are
+    assert (sweep / "001" / "report.json").read_bytes() == report
+    run_local_sweep([*FAST, "seed=0,2"], sweep_dir=str(sweep), overwrite=True)
+    assert json.loads((sweep / "001" / "report.json").read_text())["meta"]["seed"] == 2
+    assert [r["overrides"][-1] for r in json.loads((sweep / "sweep.json").read_text())["runs"]] == ["seed=0", "seed=2"]
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_takes_its_running_child_with_it(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "fairdml", "train", "-m", *FAST, "trainer.max_epochs=5000", "seed=0,1"]
+    parent = subprocess.Popen([*command, "--sweep-dir", str(sweep)], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    children: list = []
+    while time.monotonic() < deadline and not children:
+        time.sleep(0.5)
+        children = psutil.Process(parent.pid).children()
+    assert children, "the sweep started no run"
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, "the run went on training as an orphan"

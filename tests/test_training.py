@@ -136,13 +136,16 @@ def test_cli_bad_key_is_a_clear_error():
     assert "Did you mean 'trainer.max_epochs'" in out.stderr
 
 
-def test_resume_warns_about_changed_settings(tiny_overrides, tmp_path):
-    cfg = compose_config([*tiny_overrides, f"run_dir={tmp_path}", "resume=last"])
+def test_resume_refuses_changed_settings_and_allows_the_listed_ones(tiny_overrides, tmp_path):
     (tmp_path / "checkpoints").mkdir()
-    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    torch.save({"state_dict": {}}, tmp_path / "checkpoints" / "last.ckpt")
     OmegaConf.save(compose_config([*tiny_overrides, "optim.lr=0.5"]), tmp_path / "config.yaml")
-    with pytest.warns(UserWarning, match=r"\['optim.lr'"):
-        assert resume_checkpoint(cfg, tmp_path) == str(tmp_path / "checkpoints" / "last.ckpt")
+    cfg = compose_config([*tiny_overrides, f"run_dir={tmp_path}", "resume=last", "data.minority_share=0.5"])
+    with pytest.raises(ValueError, match=r"differ from .*config.yaml: data.minority_share, optim.lr\."):
+        resume_checkpoint(cfg, tmp_path)
+    allowed = ["optim.lr=0.5", "trainer.max_epochs=9", "data.num_workers=1", f"run_dir={tmp_path}", "resume=last"]
+    path, _ = resume_checkpoint(compose_config([*tiny_overrides, *allowed]), tmp_path)
+    assert path == str(tmp_path / "checkpoints" / "last.ckpt")
 
 
 def test_every_epoch_trains_the_same_number_of_steps(tiny_overrides, tmp_path):

@@ -61,13 +61,15 @@ def csv_logger(trainer: L.Trainer) -> ResumableCSVLogger | None:
 
 
 class RunState(Callback):
-    """Saves and restores the RNG states and the count of `metrics.csv` rows with each checkpoint."""
+    """Saves and restores the RNG states and the count of `metrics.csv` rows with each checkpoint, and the id
+    of the run that wrote it (its folder's `.fairdml-run` marker), so a resume can prove it is the same run."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str | None = None) -> None:
+        self.run_id = run_id
         self._to_restore: dict[str, Any] | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        state: dict[str, Any] = {"rng": capture_rng_states(), "csv_rows": None}
+        state: dict[str, Any] = {"rng": capture_rng_states(), "csv_rows": None, "run_id": self.run_id}
         logger = csv_logger(trainer)
         if logger is not None and trainer.is_global_zero:
             logger.save()  # rows logged before this point are on disk, so the count below is theirs
@@ -94,3 +96,8 @@ class RunState(Callback):
 def recorded_csv_rows(checkpoint: dict) -> int | None:
     """The `metrics.csv` row count a checkpoint recorded (None for checkpoints without one)."""
     return (checkpoint.get(CHECKPOINT_KEY) or {}).get("csv_rows")
+
+
+def recorded_run_id(checkpoint: dict) -> str | None:
+    """The id of the run that wrote a checkpoint (None for checkpoints written before ids were recorded)."""
+    return (checkpoint.get(CHECKPOINT_KEY) or {}).get("run_id")

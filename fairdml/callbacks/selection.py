@@ -54,6 +54,41 @@ def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
         )
 
 
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's `ModelCheckpoint`, whose saved state follows its run folder.
+
+    Lightning keeps absolute paths in a checkpoint and, when the folder differs on restore (the run was moved or
+    copied), forgets its best checkpoints and score: the resumed run would then select a worse epoch. Paths
+    under the saved folder are moved under this one instead; train.py has checked that the checkpoint is this
+    run's own before anything is restored.
+    """
+
+    @property
+    def state_key(self) -> str:
+        # Lightning names the state by the class: keep ModelCheckpoint's key, so earlier checkpoints still restore
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and Path(saved) != Path(self.dirpath):
+            state_dict = rebase_checkpoint_state(state_dict, Path(saved), Path(self.dirpath))
+        super().load_state_dict(state_dict)
+
+
+def rebase_checkpoint_state(state: dict, old: Path, new: Path) -> dict:
+    """`ModelCheckpoint` state with every path under `old` moved under `new` (the folder is flat)."""
+
+    def moved(path: str) -> str:
+        return str(new / Path(path).name) if path and Path(path).parent == old else path
+
+    rebased = dict(state, dirpath=str(new))
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in rebased:
+            rebased[key] = moved(rebased[key])
+    rebased["best_k_models"] = {moved(path): score for path, score in state.get("best_k_models", {}).items()}
+    return rebased
+
+
 def build_checkpoint(
     checkpoint_cfg: dict, evaluation_cfg: dict, group_names: Sequence[str], run_dir: Path
 ) -> list[ModelCheckpoint]:
@@ -69,7 +104,7 @@ def build_checkpoint(
     check_monitor(checkpoint_cfg["monitor"], checkpoint_cfg["mode"], valid)
     folder = run_dir / "checkpoints"
     callbacks = [
-        ModelCheckpoint(
+        RunCheckpoint(
             dirpath=folder, filename="best-{epoch:03d}", monitor=checkpoint_cfg["monitor"],
             mode=checkpoint_cfg["mode"], save_last=False, save_top_k=checkpoint_cfg["save_top_k"],
             auto_insert_metric_name=False, enable_version_counter=False,
@@ -77,7 +112,7 @@ def build_checkpoint(
     ]
     if checkpoint_cfg["save_last"]:
         callbacks.append(
-            ModelCheckpoint(
+            RunCheckpoint(
                 dirpath=folder, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                 enable_version_counter=False,
             )  # fmt: skip

@@ -125,6 +125,15 @@ class FolderCSV(ImageFileDataset):
     def _read(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         """Header and (line number, stripped fields) rows; rows of the wrong width are errors."""
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        try:
+            path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as error:  # name the file and the line, not just a byte offset
+            raw = path.read_bytes()
+            line = raw[: error.start].count(b"\n") + 1
+            raise ValueError(
+                f"{path}:{line}: not UTF-8 (byte {raw[error.start]:#04x}); save the table as UTF-8 (e.g. "
+                f"iconv -f latin1 -t utf-8)"
+            ) from None
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=delimiter)
             header = [c.strip() for c in next(reader, [])]

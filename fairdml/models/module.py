@@ -221,11 +221,14 @@ class DMLModule(L.LightningModule):
                     raise
                 if self.config["nan_policy"] == "skip":
                     return self._skip_nonfinite()
+                cause = (
+                    "an activation beyond fp16's range (65504) under 16-mixed: prefer bf16-mixed, or lower the "
+                    "learning rate" if str(self.trainer.precision).startswith("16") else self._diverged_hint()
+                )
                 raise FloatingPointError(
                     f"non-finite embeddings at epoch {self.current_epoch}, global step {self.global_step}, batch "
-                    f"{batch_idx} (the miner or loss failed on them: {error}). Under 16-mixed an activation beyond "
-                    "fp16's range (65504) does this: prefer bf16-mixed, or lower the learning rate. Set "
-                    "nan_policy=skip to skip such batches (they are counted)."
+                    f"{batch_idx}; the miner or loss failed on them ({str(error).splitlines()[0][:80]}). Likely "
+                    f"cause: {cause}. Set nan_policy=skip to skip such batches (they are counted)."
                 ) from error
         step = {"features": features, "embeddings": embeddings, "batch": batch}
         for term in self._loss_terms:
@@ -281,8 +284,25 @@ class DMLModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._eval_step(self.test_fairness, batch)
 
+    def _diverged_hint(self) -> str:
+        optim_cfg = self.config["optim"]
+        return (
+            f"training diverged (optim.lr={optim_cfg['lr']}, optim.backbone_lr={optim_cfg['backbone_lr']}): lower "
+            f"the learning rates"
+        )
+
     def _eval_epoch_end(self, split: str, metric: EmbeddingFairness) -> None:
-        report = metric.compute()
+        try:
+            report = metric.compute()
+        except ValueError as error:  # non-finite embeddings from the model itself: say so, and why
+            if "NaN or inf" not in str(error):
+                raise
+            tensors = [(n, t) for n, t in (*self.named_parameters(), *self.named_buffers()) if t.is_floating_point()]
+            name, largest = max(((n, t.detach().abs().max().item()) for n, t in tensors), key=lambda item: item[1])
+            raise FloatingPointError(
+                f"{split}: the model's embeddings are NaN or inf after epoch {self.current_epoch}, global step "
+                f"{self.global_step} (largest weight |{largest:.3g}| in {name}): {self._diverged_hint()}"
+            ) from error
         self.reports[split] = report
         # compute() returns the same synced report on every rank, so no sync_dist is needed.
         # Keys: {split}/{metric}, /group=<name>, /gap, /ratio, /worst (see flatten_report).

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from fairdml.atomic import write_json
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.functional.stages import CARD, READ, WRITE, collect_stages, stage
 from fairdml.metrics.settings import DEFAULT_MIN_GROUP_SIZE, ReportSettings
@@ -41,6 +43,30 @@ def check_audit_options(
     return out, settings
 
 
+def prepare_audit_dir(out: Path, overwrite: bool = False) -> None:
+    """One audit per folder, as one run per folder: an earlier audit's report, card or embeddings never sit
+    beside a new one's. An existing folder with files is refused, or with `overwrite` cleared of what an
+    audit writes (it must hold fairdml's marker; other files stay)."""
+    from fairdml.run_folder import clear_run_files, run_id
+
+    marker = RunPaths(out).marker
+    existing = sorted(p.name for p in out.iterdir() if p != marker) if out.is_dir() else []  # a failed audit's
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"--out {out} already holds files ({', '.join(existing[:6])}): one audit per folder, so that its "
+            f"report, card and embeddings are one audit's. Choose another --out, or --overwrite to replace it"
+        )
+    if existing:
+        if run_id(out) is None:
+            raise FileExistsError(
+                f"--overwrite refuses to clear --out {out}: it has no {RunPaths(out).marker.name} file, so no fairdml "
+                f"audit or run made it; choose an empty or new folder"
+            )
+        clear_run_files(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(RunPaths(out).marker, {"run_id": uuid.uuid4().hex, "kind": "audit"})
+
+
 def run_audit(
     npz_path: str,
     out_dir: str,
@@ -51,8 +77,11 @@ def run_audit(
     kmeans_backend: str = "auto",
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     extra_meta: dict | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Report of an .npz of embeddings: writes `out_dir/report.json`, prints the table, returns the dict.
+
+    `out_dir` must be new or empty (one audit per folder), or hold an earlier audit to replace with `overwrite`.
 
     With `model_card`, also the model card (MODEL_CARD.md, model_card.html) in `out_dir`.
     `kmeans_backend` "auto" (default) clusters with scikit-learn up to N x classes = 10^7 and with faiss,
@@ -81,6 +110,17 @@ def run_audit(
         out_dir, model_card, card_inputs, ks=tuple(ks), seed=seed, kmeans_backend=kmeans_backend,
         min_group_size=min_group_size, timings=True, knn_backend="auto",
     )  # fmt: skip
+    if not Path(npz_path).exists():  # the input's error first; a bad file fails on reading, leaving no audit
+        raise FileNotFoundError(f"no embeddings file at {npz_path}")
+    prepare_audit_dir(out, overwrite)
+    return audit_into(npz_path, out, settings, model_card, card_inputs, extra_meta)
+
+
+def audit_into(
+    npz_path: str, out: Path, settings: ReportSettings, model_card: bool, card_inputs: str | None,
+    extra_meta: dict | None,
+) -> dict:  # fmt: skip
+    """`run_audit`'s work in a folder already checked and prepared (`prepare_audit_dir`)."""
     with collect_stages() as timings:
         with stage(READ):
             arrays = load_embeddings_npz(npz_path)
@@ -96,7 +136,7 @@ def run_audit(
             from fairdml.reports.card.write import write_model_card_after
 
             with stage(CARD):
-                write_model_card_after("audit", out_dir, card_inputs, embeddings=npz_path)
+                write_model_card_after("audit", out, card_inputs, embeddings=npz_path)
     report["timings"] = timings  # all stages: written again (the card's copy of the report has the first ones)
     save_report(report, RunPaths(out).report)
     return report

@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 from torch import nn
 
-from fairdml.reports.audit import check_audit_options, run_audit  # audit first: import order
+from fairdml.reports.audit import audit_into, check_audit_options, prepare_audit_dir  # audit first: import order
 from fairdml.reports.embeddings_file import save_embeddings_npz
 from fairdml.run_layout import RunPaths
 
@@ -90,7 +90,10 @@ def _factory_model(spec: str) -> nn.Module:
     factory = getattr(module, function_name, None)
     if not callable(factory):
         raise ValueError(f"--model {spec}: module {module_name!r} has no function {function_name!r}")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as error:  # the user's code: any failure is named with the model that raised it
+        raise ValueError(f"--model {spec}: {function_name}() raised {type(error).__name__}: {error}") from error
     if not isinstance(model, nn.Module):
         raise ValueError(f"--model {spec}: the factory returned {type(model).__name__}, not a torch nn.Module")
     return model
@@ -150,7 +153,12 @@ def run_model_audit(
     """
     from fairdml.embed import embed_dataset, resolve_device
 
-    out, _ = check_audit_options(out_dir, **options)
+    overwrite = options.pop("overwrite", False)
+    report_options = {k: v for k, v in options.items() if k not in ("model_card", "card_inputs")}
+    out, settings = check_audit_options(
+        out_dir, options.get("model_card", True), options.get("card_inputs"), **report_options,
+        timings=True, knn_backend="auto",
+    )  # fmt: skip
     target = resolve_device(device)
     cfg, config_source = audit_config(model, overrides)
     network, model_meta = load_audit_model(model, cfg)
@@ -159,11 +167,13 @@ def run_model_audit(
         network, view, cfg.data.eval_batch_size, device=target, progress=progress, num_workers=cfg.data.num_workers
     )
     groups = np.asarray(group_names, dtype=str)[view.attribute_column(group_attribute)]
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_audit_dir(out, overwrite)  # after the costly checks, before the first file
     npz_path = save_embeddings_npz(out / f"embeddings_{split}.npz", embeddings, view.labels, groups, group_attribute)
     data_meta = {"name": cfg.data.name, "root": cfg.data.root, "split": split, "seed": cfg.seed}
     precision = "bf16 autocast" if target.type == "cuda" else "float32"
     meta = {"model": model_meta, "data": data_meta, "split": split, "overrides": list(overrides)}
     meta["config"] = config_source
     meta["embedding"] = {"device": str(target), "precision": precision}
-    return run_audit(str(npz_path), str(out), extra_meta=meta, **options)
+    return audit_into(
+        str(npz_path), out, settings, options.get("model_card", True), options.get("card_inputs"), meta
+    )

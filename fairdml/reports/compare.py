@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from fairdml.reports.runs import Run, find_runs
+from fairdml.reports.runs import Run, find_runs, unfinished_runs
 from fairdml.reports.table import format_markdown, write_csv
 from fairdml.reports.tradeoff import group_settings, settings_table
 from fairdml.reports.tradeoff_plot import save_html, save_png
@@ -26,6 +26,8 @@ def _output_folder(paths: Sequence[str], out: str | None) -> Path:
 def run_compare(paths: Sequence[str], out: str | None = None, wandb: str = "auto") -> dict[str, Path]:
     """Compare every finished run under `paths`; returns the written files by kind."""
     runs = find_runs(paths)
+    for folder, why in unfinished_runs(paths):
+        print(f"fairdml compare: left out {folder}: {why}")
     if not runs:
         raise FileNotFoundError(
             f"no finished run (a folder with config.yaml and report.json) under {list(paths)}"

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
-from fairdml.atomic import write_json
+from fairdml.atomic import read_json, write_json
 from fairdml.numbers import strict_json
 from fairdml.reports.long_table import write_report_csv
 
@@ -33,7 +32,7 @@ def load_report(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no report at {path}")
-    report = json.loads(path.read_text(encoding="utf-8"))
+    report = read_json(path, "report")
     if not isinstance(report, dict) or not {"n", "overall", "groups", "gaps"} <= report.keys():
         raise ValueError(f"{path} is not a fairdml report: expected keys n, overall, groups, gaps")
     return report

@@ -24,7 +24,7 @@ from fairdml.nested import dotted_keys, get_path
 from fairdml.numbers import finite_number
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import load_report
-from fairdml.run_layout import CONFIG_FILE, EMBEDDINGS_FILE, REPORT_FILE, RunPaths
+from fairdml.run_layout import CONFIG_FILE, EMBEDDINGS_FILE, REPORT_FILE, RUN_MARKER_FILE, RunPaths
 
 # The figures a trade-off is read from.
 FIGURES = (
@@ -197,6 +197,21 @@ def find_runs(paths: Iterable[str | Path]) -> list[Run]:
         found = [folder for folder in found if "wandb" not in folder.relative_to(path).parts]
         folders += [folder for folder in found if is_finished_run(folder) and folder not in folders]
     return [load_run(folder) for folder in folders]
+
+
+def unfinished_runs(paths: Iterable[str | Path]) -> list[tuple[Path, str]]:
+    """Run folders at or below `paths` that `find_runs` leaves out, each with why (so none vanishes unsaid)."""
+    left_out = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            continue
+        candidates = {p.parent for name in (CONFIG_FILE, RUN_MARKER_FILE) for p in path.glob(f"**/{name}")}
+        for folder in sorted(candidates):
+            if "wandb" in folder.relative_to(path).parts or is_finished_run(folder):
+                continue
+            missing = [name for name in (CONFIG_FILE, REPORT_FILE) if not (folder / name).is_file()]
+            left_out.append((folder, f"no {' or '.join(missing)}: the run did not finish (killed, failed or running)"))
+    return left_out
 
 
 def varying_keys(configs: Sequence[dict[str, Any]]) -> list[str]:

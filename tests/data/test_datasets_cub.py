@@ -70,10 +70,12 @@ def test_missing_files_and_bad_images(tmp_path):
         CUB(str(tmp_path))
     truth = write_cub(tmp_path)
     write_garbage(truth["base"] / "images" / truth["images"][0])
-    (truth["base"] / "images" / truth["images"][4]).unlink()
     data = CUB(str(tmp_path))
     with pytest.raises(ImageReadError, match=truth["images"][0].split("/")[1]):
         data[0]
+    (truth["base"] / "images" / truth["images"][4]).unlink()
+    with pytest.raises(DatasetFileError, match="images are missing.*" + truth["images"][4].split("/")[1]):
+        CUB(str(tmp_path))
     with pytest.warns(UserWarning, match="dropped 2 image"):
         data = CUB(str(tmp_path), skip_bad_files=True)
     assert data.image_ids.tolist() == [2, 3, 4, 6] and len(data.skipped_files) == 2

@@ -539,3 +539,33 @@ def test_gpu_report_equals_cpu_report():
     gpu = fairness_report(z.cuda(), y.cuda(), groups.cuda())
     for metric, value in cpu["overall"].items():
         assert gpu["overall"][metric] == pytest.approx(value, abs=TOL)
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e-8, 1e8, 1e19])
+def test_report_is_the_same_at_any_scale_of_the_embeddings(scale):
+    """×1e-15 and ×1e19 once gave Recall@1 0.235 / 0.025 against 0.340: `F.normalize` left tiny rows unnormalised
+    and float32 squares of large values overflowed. Now the figures equal the ×1 report's, with a warning."""
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 20, (300,), generator=generator)
+    embeddings = torch.randn(20, 16, generator=generator)[labels] + 0.8 * torch.randn(300, 16, generator=generator)
+    groups = (labels % 3 == 0).long()
+    options = {"ks": (1, 4), "leakage": False, "bootstrap_resamples": 0}
+    reference = fairness_report(embeddings, labels, groups, **options)
+    if 1e-10 < scale < 1e10:  # row norms (about 4 x scale) inside [1e-12, 1e12]: no warning
+        scaled = fairness_report(embeddings * scale, labels, groups, **options)
+        assert not any("norms outside" in message for message in scaled["warnings"])
+    else:
+        with pytest.warns(FairnessMetricWarning, match="norms outside"):
+            scaled = fairness_report(embeddings * scale, labels, groups, **options)
+    for section in ("overall", "groups"):
+        flat_reference = dict(_flat(reference[section]))
+        for key, value in _flat(scaled[section]):
+            assert value == pytest.approx(flat_reference[key], abs=1e-5), (scale, section, key)
+
+
+def _flat(values: dict, prefix: str = ""):
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _flat(value, f"{prefix}{key}/")
+        elif isinstance(value, float):
+            yield f"{prefix}{key}", value

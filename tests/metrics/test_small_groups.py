@@ -175,7 +175,7 @@ def test_cli_audit_accepts_min_group_size(tmp_path, capsys):
     assert report["settings"]["min_group_size"] == 50
     assert report["groups"]["large"]["small"] and report["groups"]["tiny"]["small"]
     assert "40*" in capsys.readouterr().out
-    main(["audit", str(tmp_path / "emb.npz"), "--out", str(out), "--ks", "1", "--no-card"])
+    main(["audit", str(tmp_path / "emb.npz"), "--out", str(out), "--ks", "1", "--no-card", "--overwrite"])
     assert load_report(out / "report.json")["settings"]["min_group_size"] == 30  # the default
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", str(tmp_path / "emb.npz"), "--out", str(tmp_path / "o2"), "--min-group-size", "0"])

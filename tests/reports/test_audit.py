@@ -102,3 +102,25 @@ def test_cli_audit_writes_the_report_and_reports_bad_input_as_an_error(tmp_path,
         main(["audit", str(tmp_path / "missing.npz"), "--out", out, "--no-card"])
     assert exit_info.value.code == 2
     assert "missing.npz" in capsys.readouterr().err
+
+
+def test_one_audit_per_folder_and_overwrite_replaces_the_whole_set(tmp_path, capsys):
+    """`audit A --out x` then `audit B --out x --no-card` once left B's report beside A's card."""
+    from fairdml.cli import main
+
+    write_npz(tmp_path / "a.npz")
+    write_npz(tmp_path / "b.npz", n=60)
+    out = tmp_path / "x"
+    main(["audit", str(tmp_path / "a.npz"), "--out", str(out), "--ks", "1"])
+    assert (out / "MODEL_CARD.md").is_file()
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(tmp_path / "b.npz"), "--out", str(out), "--no-card"])
+    assert exit_info.value.code == 2 and "one audit per folder" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    (out / "notes.txt").write_text("mine")
+    main(["audit", str(tmp_path / "b.npz"), "--out", str(out), "--no-card", "--overwrite"])
+    assert load_report(out / "report.json")["n"] == 60
+    assert not (out / "MODEL_CARD.md").exists() and not (out / "model_card.html").exists()  # A's card is gone
+    assert (out / "notes.txt").read_text() == "mine"  # not an audit's file: kept

@@ -151,6 +151,7 @@ def test_module_function_factory(tmp_path, monkeypatch):
         ("no_such_module_xyz:build", [], "cannot import 'no_such_module_xyz'"),
         ("fairdml.numbers:__name__", [], "has no function '__name__'"),
         ("collections:OrderedDict", [], "the factory returned OrderedDict, not a torch nn.Module"),
+        ("json:loads", [], "--model json:loads: loads() raised TypeError"),  # a factory that raises is named
         ("timm:test_resnet", [], "random weights unless model.pretrained=true"),
         ("timm:test_resnet", ["model.pretrained_path=/nope.pth"], "no weights file at /nope.pth"),
         (
@@ -181,3 +182,14 @@ def test_npz_and_model_need_exactly_one_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--out", str(tmp_path / "out")])
     assert "give one .npz of embeddings, or --model M" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_the_card_names_the_split_that_was_audited(run_dir, tmp_path, split):
+    """`audit --model RUN --split train` once got a card saying "test split, classes never seen in training"."""
+    run_model_audit(str(run_dir), tmp_path / "audit", TINY_OVERRIDES, split=split, progress=False, ks=(1,))
+    card = (tmp_path / "audit" / "MODEL_CARD.md").read_text()
+    assert "classes never seen in training (class-disjoint split)" not in card
+    assert {"train": "training split: the classes and images the model was trained on", "val": "validation split"}[
+        split
+    ] in card

@@ -150,6 +150,9 @@ def test_compare_writes_table_png_and_offline_html(sweep_dir, capsys):
         4.0: "True",
     }
     assert "| callbacks.parade.strength | seeds | recall@1_mean |" in printed
+    # the failed run is named, with why; W&B's copies are not runs and are not named
+    assert f"left out {folder / '999'}: no report.json: the run did not finish" in printed
+    assert printed.count("left out") == 1
 
     assert (folder / "cmp" / "tradeoff.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (folder / "cmp" / "tradeoff.html").read_text(encoding="utf-8")

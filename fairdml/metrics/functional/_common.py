@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 # 256 MiB: large enough that chunking costs little, small enough for a laptop or a busy GPU.
@@ -44,6 +43,8 @@ def check_embeddings(embeddings: Tensor) -> Tensor:
         raise ValueError(f"embeddings must have shape (N, D), got {tuple(embeddings.shape)}")
     if embeddings.shape[0] == 0:
         raise ValueError("embeddings are empty (N = 0): nothing to evaluate")
+    if embeddings.shape[1] == 0:
+        raise ValueError(f"embeddings have no dimensions (shape {tuple(embeddings.shape)}): D must be at least 1")
     embeddings = embeddings.to(compute_dtype(embeddings))
     bad_rows = (~torch.isfinite(embeddings)).any(dim=1)
     n_bad = int(bad_rows.sum())
@@ -65,13 +66,33 @@ def check_labels(labels: Tensor, n: int, name: str = "labels") -> Tensor:
     return labels.long()
 
 
+NORM_RANGE = (1e-12, 1e12)  # row norms outside it are normalised exactly, with a warning (a likely upstream bug)
+
+
 def l2_normalise(embeddings: Tensor) -> Tensor:
-    """Unit-normalise rows; a zero row stays zero (with a warning) rather than becoming NaN."""
-    norms = embeddings.norm(dim=1)
-    n_zero = int((norms == 0).sum())
+    """Unit-normalise rows at any scale; a zero row stays zero (with a warning) rather than becoming NaN.
+
+    Scale-safe, unlike `F.normalize`: each row is first divided by its largest absolute value, so the norm is
+    computed on numbers in [-1, 1]. `F.normalize` leaves rows of norm below its eps (1e-12) unnormalised, and in
+    float32 the squares of values above ~1e19 overflow, which makes whole rows zero: the same embeddings times
+    1e-15 or 1e19 then gave other neighbours than times 1.
+    """
+    scale = embeddings.abs().amax(dim=1, keepdim=True)
+    zero = scale.squeeze(1) == 0
+    n_zero = int(zero.sum())
     if n_zero:
         warn(f"{n_zero} embedding rows have zero norm; they are left as zero vectors")
-    return F.normalize(embeddings, dim=1)
+    scaled = embeddings / torch.where(zero[:, None], torch.ones_like(scale), scale)
+    lengths = scaled.norm(dim=1, keepdim=True)  # >= 1 for every non-zero row
+    norms = scale.squeeze(1).double() * lengths.squeeze(1).double()
+    outside = ~zero & ((norms < NORM_RANGE[0]) | (norms > NORM_RANGE[1]))
+    if bool(outside.any()):
+        low, high = norms[outside].min().item(), norms[outside].max().item()
+        warn(
+            f"{int(outside.sum())} embedding rows have norms outside [{NORM_RANGE[0]:g}, {NORM_RANGE[1]:g}] (from "
+            f"{low:.3g} to {high:.3g}); normalised exactly, but such a scale usually means a bug upstream"
+        )
+    return scaled / torch.where(zero[:, None], torch.ones_like(lengths), lengths)
 
 
 def encode_groups(

@@ -21,10 +21,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, compute_dtype
+from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, compute_dtype, l2_normalise
 
 DISTANCES = ("euclidean", "inner_product", "cosine")
 KNN_BACKENDS = ("auto", "torch", "faiss")
@@ -129,7 +128,7 @@ def iter_knn_chunks(
     if not 1 <= k <= n - 1:
         raise ValueError(f"k must be between 1 and N - 1 = {n - 1} (the query itself is excluded), got {k}")
     if distance == "cosine":
-        x = F.normalize(x, dim=1)
+        x = l2_normalise(x)
     euclidean = distance == "euclidean"
     sq_norms = (x * x).sum(dim=1) if euclidean else None
     queries = torch.arange(n, device=x.device) if query_indices is None else query_indices.to(x.device).long()

@@ -64,15 +64,22 @@ def per_group_test_counts(arrays: dict[str, np.ndarray]) -> Table:
     )
 
 
+SPLIT_DESCRIPTIONS = {
+    "test": "test split: classes never seen in training (class-disjoint split), left as it is (no imbalance imposed)",
+    "val": "validation split: classes never seen in training, the split that selected the checkpoint (its figures "
+    "are optimistic for the selected model)",
+    "train": "training split: the classes and images the model was trained on (its figures show fit, not "
+    "generalisation)",
+    "all": "every sample of the data, training classes included (figures mix fit and generalisation)",
+}
+
+
 def evaluation_data_section(run: Run) -> Section:
-    blocks: list[Block] = [
-        Text(
-            f"Dataset '{run.dataset}', test split: classes never seen in training (class-disjoint split), "
-            "left as it is (no imbalance imposed), every figure reported per group."
-        )
-    ]
+    split = str(run.report.get("meta", {}).get("split") or "test")  # an audit's --split; training tests "test"
+    description = SPLIT_DESCRIPTIONS.get(split, f"split '{split}'")
+    blocks: list[Block] = [Text(f"Dataset '{run.dataset}', {description}; every figure reported per group.")]
     if run.data_summary:
-        blocks += split_tables(run.data_summary, ["test"])
+        blocks += split_tables(run.data_summary, [split] if split in run.data_summary.get("splits", {}) else [])
     if run.arrays is not None:
         blocks.append(per_group_test_counts(run.arrays))
     return Section("evaluation-data", "Evaluation data", blocks)

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from fairdml.config_files import yaml_error_line
+
 TEMPLATE = "configs/card/card_inputs.yaml"
 
 
@@ -143,7 +145,10 @@ def load_card_inputs(path: str | os.PathLike | None) -> CardInputs:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"card inputs file not found: {path} (template: {TEMPLATE})")
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(yaml_error_line(error, path)) from None
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a mapping of card fields, got {type(values).__name__}")
     values = {k: v for k, v in values.items() if v is not None}

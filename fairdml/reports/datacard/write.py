@@ -39,6 +39,10 @@ def write_data_card(
         raise ValueError(f"--max-images must be at least 1, got {max_images}")
     if not 0 <= max_distance <= 64:
         raise ValueError(f"--max-distance must be in 0..64 (bits of the hash), got {max_distance}")
+    out = Path(out_dir)
+    blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocked is not None:  # before decoding every image, not after
+        raise ValueError(f"--out {out}: {blocked} is a file; give a folder for data_card.json and data_card.html")
     cfg = compose_config(list(overrides))
     datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
     datamodule.setup()
