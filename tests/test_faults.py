@@ -18,11 +18,11 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers.cli import cli_error
 from helpers.fixtures_datasets import write_heavy_tailed_folder_dataset
 from torch.utils.data import DataLoader
 
 from fairdml.callbacks.validation_guard import ValidationGuard
-from fairdml.cli import main
 from fairdml.config import compose_config
 from fairdml.errors import ValidationSkippedError
 from fairdml.export import export_run
@@ -42,24 +42,13 @@ def _validated(run_dir: Path) -> list[int]:
     return [int(row["epoch"]) for row in _metrics_rows(run_dir) if row.get("val/recall@1")]
 
 
-def _cli_error(capsys, argv: list[str]) -> str:
-    """The one line `fairdml ...` prints for a bad input (exit code 2, no traceback)."""
-    capsys.readouterr()  # what earlier steps of the test printed
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and "\n" not in err, err
-    return err
-
-
 # -- run folders ---------------------------------------------------------------------------------------
 def test_existing_run_is_refused_and_overwrite_clears_it(tiny_overrides, tmp_path, capsys):
     run_dir = tmp_path / "run"
     args = [*tiny_overrides, *FAST, f"run_dir={run_dir}"]
     run_training(compose_config(args))
     before = (run_dir / "report.json").read_text()
-    err = _cli_error(capsys, ["train", *args])
+    err = cli_error(capsys, ["train", *args])
     assert "already holds files" in err and "resume=last" in err and "overwrite=true" in err
     assert (run_dir / "report.json").read_text() == before  # nothing touched
 
@@ -74,7 +63,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_overrides, tmp_path, 
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "thesis.tex").write_text("keep me")
-    err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={folder}", "overwrite=true"])
+    err = cli_error(capsys, ["train", *tiny_overrides, f"run_dir={folder}", "overwrite=true"])
     assert "not a folder a fairdml run made" in err
     assert (folder / "thesis.tex").read_text() == "keep me"
 
@@ -82,11 +71,11 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tiny_overrides, tmp_path, 
 def test_run_dir_that_is_a_file_fails_before_any_work(tiny_overrides, tmp_path, capsys):
     path = tmp_path / "a_file"
     path.write_text("x")
-    assert "is a file" in _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={path}"])
+    assert "is a file" in cli_error(capsys, ["train", *tiny_overrides, f"run_dir={path}"])
 
 
 def test_resume_with_overwrite_is_a_contradiction(tiny_overrides, tmp_path, capsys):
-    err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={tmp_path}", "resume=last", "overwrite=true"])
+    err = cli_error(capsys, ["train", *tiny_overrides, f"run_dir={tmp_path}", "resume=last", "overwrite=true"])
     assert "contradict" in err
 
 
@@ -102,7 +91,7 @@ def test_corrupt_last_checkpoint_fails_before_the_run_folder_is_touched(tiny_ove
     buffer = tmp_path / "good.ckpt"
     torch.save({"state_dict": {"w": torch.ones(3)}, "epoch": 0}, buffer)
     run_dir = _fake_run(tmp_path, buffer.read_bytes()[:200])  # truncated
-    err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", "resume=last"])
+    err = cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", "resume=last"])
     assert "unreadable, truncated or corrupt" in err and "last.ckpt" in err
     assert (run_dir / "config.yaml").read_text() == "original: true\n"
 
@@ -115,7 +104,7 @@ class _RunsCode:
 def test_malicious_checkpoint_is_refused_in_one_line(tiny_overrides, tmp_path, capsys):
     run_dir = _fake_run(tmp_path, b"")
     torch.save({"state_dict": {}, "payload": _RunsCode()}, run_dir / "checkpoints" / "last.ckpt")
-    err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", "resume=last"])
+    err = cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", "resume=last"])
     assert "refused to load" in err and "could run code" in err
     assert "this must never run" not in capsys.readouterr().out
 
@@ -139,7 +128,7 @@ def test_export_uses_the_recorded_selection_and_never_overwrites(tiny_overrides,
     scores = [float(row["val/recall@1"]) for row in _metrics_rows(run_dir) if row.get("val/recall@1")]
     assert selection["score"] == pytest.approx(max(scores))
 
-    err = _cli_error(capsys, ["export", str(run_dir)])
+    err = cli_error(capsys, ["export", str(run_dir)])
     assert "model.pt exists" in err and "--overwrite" in err
 
     # point the record at the epoch-0 checkpoint: export must follow it, not the highest file name
@@ -159,7 +148,7 @@ def test_export_uses_the_recorded_selection_and_never_overwrites(tiny_overrides,
 
 def test_export_of_a_run_without_selection_names_what_to_do(tmp_path, capsys):
     (tmp_path / "checkpoints").mkdir()
-    err = _cli_error(capsys, ["export", str(tmp_path)])
+    err = cli_error(capsys, ["export", str(tmp_path)])
     assert "selection.json" in err and "checkpoints/<file>.ckpt" in err
 
 
@@ -244,7 +233,7 @@ def test_every_epoch_is_validated_on_heavy_tailed_class_sizes(tiny_overrides, tm
 )
 def test_bad_value_is_one_line_naming_the_key_before_any_work(tiny_overrides, tmp_path, capsys, override, named):
     run_dir = tmp_path / "run"
-    err = _cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", override])
+    err = cli_error(capsys, ["train", *tiny_overrides, f"run_dir={run_dir}", override])
     assert named in err and "must be" in err or "loss.kwargs" in err, err
     assert not run_dir.exists()
 

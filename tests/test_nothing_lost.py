@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import cli_error
 
 from fairdml.cli import main
 from fairdml.config import compose_config
@@ -28,16 +29,6 @@ def _snapshot(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
-
-
-def _cli_error(capsys, argv: list[str]) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err and "\n" not in err, err
-    return err
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -70,7 +61,7 @@ def test_overwrite_keeps_a_project_folder_that_has_a_config_yaml(tiny_overrides,
     (project / "src" / "model.py").write_text("print('keep me')\n")
     (project / "csv").mkdir()
     before = _snapshot(project)
-    err = _cli_error(capsys, ["train", *tiny_overrides, *FAST, f"run_dir={project}", "overwrite=true"])
+    err = cli_error(capsys, ["train", *tiny_overrides, *FAST, f"run_dir={project}", "overwrite=true"])
     assert "has no .fairdml-run file" in err and "not a folder a fairdml run made" in err
     assert _snapshot(project) == before
 
@@ -93,7 +84,7 @@ def test_resume_with_changed_settings_is_refused_before_any_write(finished, tmp_
     run_dir = _copy(source, tmp_path / "run")
     before = _snapshot(run_dir)
     argv = ["train", *overrides, f"run_dir={run_dir}", "resume=last", "optim.lr=0.01", "data.minority_share=0.5"]
-    err = _cli_error(capsys, argv)
+    err = cli_error(capsys, argv)
     assert "data.minority_share, optim.lr" in err and "init_from=" in err
     assert _snapshot(run_dir) == before  # config.yaml, metrics.csv and every checkpoint untouched
 
@@ -108,11 +99,11 @@ def test_a_checkpoint_of_another_run_is_refused_unless_named_init_from(finished,
         if target == "finished":
             (run_dir / ".fairdml-run").write_text(json.dumps({"run_id": "another"}))
     before = _snapshot(run_dir) if run_dir.exists() else None
-    err = _cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", f"resume={other}"])
+    err = cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", f"resume={other}"])
     assert "is not a checkpoint of run_dir" in err and f"init_from={other}" in err
     assert (_snapshot(run_dir) if run_dir.exists() else None) == before  # nothing written, not even a folder
     if target == "finished":  # copied checkpoints of another run inside this folder: refused by the run id
-        err = _cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
+        err = cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
         assert "was written by run" in err and _snapshot(run_dir) == before
 
 
@@ -126,7 +117,7 @@ def test_init_from_starts_a_new_run_from_the_weights(finished, tmp_path, capsys)
     assert saved["epoch"] == 0  # its own epochs, optimiser and selection
     report = json.loads((run_dir / "report.json").read_text())
     assert report["meta"]["best_checkpoint"] == "checkpoints/best-000.ckpt"
-    err = _cli_error(capsys, ["train", *overrides, f"run_dir={tmp_path / 'x'}", "init_from=/nowhere/last.ckpt"])
+    err = cli_error(capsys, ["train", *overrides, f"run_dir={tmp_path / 'x'}", "init_from=/nowhere/last.ckpt"])
     assert "/nowhere/last.ckpt" in err
 
 
@@ -136,7 +127,7 @@ def test_resume_of_a_run_killed_before_its_first_checkpoint_says_overwrite(finis
     run_dir.mkdir()
     shutil.copy(source / "config.yaml", run_dir / "config.yaml")
     shutil.copy(source / ".fairdml-run", run_dir / ".fairdml-run")
-    err = _cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
+    err = cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
     assert "overwrite=true" in err
 
 
@@ -174,7 +165,7 @@ def test_garbage_in_place_of_a_checkpoint_is_named_in_one_line(finished, tmp_pat
     overrides, source = finished
     run_dir = _copy(source, tmp_path / "run")
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(content)
-    err = _cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
+    err = cli_error(capsys, ["train", *overrides, f"run_dir={run_dir}", "resume=last"])
     assert "last.ckpt is not a checkpoint: not a file torch.save writes" in err and "weights_only" not in err
 
 
@@ -184,7 +175,7 @@ def test_bad_card_inputs_fail_before_training(tiny_overrides, tmp_path, capsys):
     bad.write_text("intended_use: [unclosed\n")
     run_dir = tmp_path / "run"
     argv = ["train", *tiny_overrides, f"run_dir={run_dir}", f"evaluation.card_inputs={bad}"]
-    err = _cli_error(capsys, argv)
+    err = cli_error(capsys, argv)
     assert f"{bad}:2:1: not valid YAML" in err
     assert not run_dir.exists()  # failed before the folder was made, not after training
 
@@ -195,7 +186,7 @@ def test_a_malformed_config_file_is_one_line(tmp_path, capsys, monkeypatch):
     main(["init-config", str(folder)])
     with open(folder / "trainer" / "cpu.yaml", "a") as file:
         file.write("max_epochs: [1\n")
-    err = _cli_error(capsys, ["train", "--config-dir", str(folder), f"run_dir={tmp_path / 'run'}"])
+    err = cli_error(capsys, ["train", "--config-dir", str(folder), f"run_dir={tmp_path / 'run'}"])
     assert "cpu.yaml:" in err and "not valid YAML" in err
 
 
@@ -209,7 +200,7 @@ def test_a_missing_image_fails_at_once_naming_it(tmp_path, capsys):
         "train", "model=tiny", "data=celeba", f"data.root={root}", "data.options.sensitive_attributes=[Male]",
         "data.image_size=32", "data.minority_share=null", f"run_dir={tmp_path / 'run'}",
     ]  # fmt: skip
-    err = _cli_error(capsys, argv)
+    err = cli_error(capsys, argv)
     assert "1 of the 288 listed images are missing" in err and "000123.jpg" in err and "skip_bad_files" in err
     assert not (tmp_path / "run").exists()
 
@@ -232,7 +223,7 @@ def test_datacard_into_a_file_fails_before_decoding(tmp_path, capsys, monkeypatc
     target = tmp_path / "a_file"
     target.write_text("x")
     monkeypatch.setattr(datamodule.DMLDataModule, "setup", lambda *a, **k: pytest.fail("decoded anyway"))
-    err = _cli_error(capsys, ["datacard", "--out", str(target / "card")])
+    err = cli_error(capsys, ["datacard", "--out", str(target / "card")])
     assert "is a file" in err
 
 
@@ -247,7 +238,7 @@ def test_truncated_run_files_are_named(finished, tmp_path, capsys):
     overrides, source = finished
     run_dir = _copy(source, tmp_path / "run")
     (run_dir / "selection.json").write_text('{"checkpoint": "checkpoints/best')
-    err = _cli_error(capsys, ["export", str(run_dir), "--out", str(tmp_path / "m.pt")])
+    err = cli_error(capsys, ["export", str(run_dir), "--out", str(tmp_path / "m.pt")])
     assert "selection.json:1: not readable selection" in err
 
 
@@ -261,7 +252,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_file(tiny_overrides, tmp_pat
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500K", "tmpfs", str(disk)], capture_output=True).returncode:
         pytest.skip("cannot mount a small tmpfs here (needs root); the full-disk path is untested on this machine")
     try:
-        err = _cli_error(capsys, ["train", *tiny_overrides, *FAST, f"run_dir={disk / 'run'}"])
+        err = cli_error(capsys, ["train", *tiny_overrides, *FAST, f"run_dir={disk / 'run'}"])
         assert "no space left on the device of" in err and ".ckpt" in err
         assert not [p for p in (disk / "run").rglob("*") if p.name.startswith(".") and p.name.endswith(".tmp")]
     finally:
@@ -272,5 +263,5 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_file(tiny_overrides, tmp_pat
 def test_a_diverging_run_names_the_cause_not_the_input(tiny_overrides, tmp_path, capsys, lr):
     """Once a crash inside the miner, or "embeddings contain NaN" as if the data were at fault."""
     argv = ["train", *tiny_overrides, *FAST, "trainer.max_epochs=2", f"optim.lr={lr}", f"optim.backbone_lr={lr}"]
-    err = _cli_error(capsys, [*argv, f"run_dir={tmp_path / 'run'}"])
+    err = cli_error(capsys, [*argv, f"run_dir={tmp_path / 'run'}"])
     assert "training diverged" in err and "lower the learning rates" in err and "global step" in err
