@@ -9,11 +9,14 @@ overwrite it, which clears it first. The checkpoint the run selected is written 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import os
 import pickle
 import shutil
 import uuid
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,15 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from fairdml.atomic import atomic_path, read_json, write_json
-from fairdml.run_layout import RUN_MARKER_FILE, RUN_OWNED, RUN_OWNED_PATTERNS, SELECTION_FILE, RunPaths
+from fairdml.run_layout import (
+    OUTPUT_SET,
+    RUN_MARKER_FILE,
+    RUN_OWNED,
+    RUN_OWNED_PATTERNS,
+    SELECTION_FILE,
+    STAGING_DIR,
+    RunPaths,
+)
 
 # Files a launcher (`fairdml train -m`) writes into a new run's folder before the run starts.
 LAUNCHER_FILES = ("train.log",)
@@ -60,14 +71,55 @@ def prepare_run_dir(run_dir: Path, resume: str | None, overwrite: bool) -> None:
         write_json(RunPaths(run_dir).marker, {"run_id": uuid.uuid4().hex, "created": datetime.now().isoformat()})
 
 
-def clear_run_files(run_dir: Path) -> list[str]:
-    """Delete what a run writes in `run_dir` (`RUN_OWNED`); return the names of what is left there."""
+def clear_run_files(run_dir: Path, keep: tuple[str, ...] = ()) -> list[str]:
+    """Delete what a run writes in `run_dir` (`RUN_OWNED`) but `keep`; return the names of what is left there."""
     for path in sorted(run_dir.iterdir()):
-        owned = path.name in RUN_OWNED or any(fnmatch.fnmatch(path.name, p) for p in RUN_OWNED_PATTERNS)
-        if owned and path.name != RUN_MARKER_FILE:  # the marker last: a failure midway leaves it provable
+        if path.name in keep or not _owned(path.name):
+            continue
+        if path.name != RUN_MARKER_FILE:  # the marker last: a failure midway leaves the folder provably a run
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-    RunPaths(run_dir).marker.unlink(missing_ok=True)
+    if RUN_MARKER_FILE not in keep:
+        RunPaths(run_dir).marker.unlink(missing_ok=True)
     return sorted(p.name for p in run_dir.iterdir())
+
+
+def _owned(name: str) -> bool:
+    return name in RUN_OWNED or any(fnmatch.fnmatch(name, pattern) for pattern in RUN_OWNED_PATTERNS)
+
+
+def _in_output_set(name: str) -> bool:
+    return name in OUTPUT_SET or fnmatch.fnmatch(name, "embeddings_*.npz")
+
+
+@contextlib.contextmanager
+def staged_outputs(folder: Path, replace_all: bool = False) -> Iterator[Path]:
+    """A folder to write a closing output set into (report, report.csv, embeddings, model.pt, the card): when
+    the block succeeds, the set is renamed into `folder` (with `replace_all`, an audit's, after removing every
+    file of the earlier one; else the set's earlier files that the new set lacks); when it fails, `folder` is
+    as it was, so a report never sits beside another run's card. The staging folder has `folder`'s name (the
+    card names the folder it is written in) and links to its other files (the card reads config.yaml, ...)."""
+    staging = folder / STAGING_DIR / folder.name
+    shutil.rmtree(folder / STAGING_DIR, ignore_errors=True)  # a killed writer's leftovers
+    staging.mkdir(parents=True)
+    try:
+        for path in folder.iterdir():
+            if path.is_file() and not _in_output_set(path.name):
+                try:
+                    os.link(path, staging / path.name)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(path, staging / path.name)
+        yield staging
+        staged = [path for path in staging.iterdir() if _in_output_set(path.name)]
+        if replace_all:
+            clear_run_files(folder, keep=(RUN_MARKER_FILE, STAGING_DIR))
+        else:
+            names = {path.name for path in staged}
+            for old in [p for p in folder.iterdir() if _in_output_set(p.name) and p.name not in names]:
+                old.unlink()
+        for path in staged:  # renames within one file system: no space needed, never half a file
+            os.replace(path, folder / path.name)
+    finally:
+        shutil.rmtree(folder / STAGING_DIR, ignore_errors=True)
 
 
 def run_id(run_dir: Path) -> str | None:

@@ -30,6 +30,10 @@ RUN_OWNED = (
     "MODEL_CARD.md", "model_card.html", "model_card_data.json", "train.log", "lightning_logs",
 )  # fmt: skip
 RUN_OWNED_PATTERNS = ("embeddings_*.npz",)
+STAGING_DIR = ".fairdml-staging"  # a run's or audit's closing output set is written here whole, then renamed in
+# The closing output set of a run or an audit: written together (run_folder.staged_outputs) or not at all.
+OUTPUT_SET = (REPORT_FILE, "report.csv", MODEL_FILE, "MODEL_CARD.md", "model_card.html", "model_card_data.json")
+RUN_OWNED = (*RUN_OWNED, STAGING_DIR)
 
 
 class _File:

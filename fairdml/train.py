@@ -34,6 +34,7 @@ from fairdml.run_folder import (
     prepare_run_dir,
     remove_orphan_checkpoints,
     run_id,
+    staged_outputs,
     write_selection,
 )
 from fairdml.run_layout import RunPaths
@@ -274,11 +275,12 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
             )
         trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
         if trainer.is_global_zero:
-            _write_test_outputs(cfg, run_dir, module, datamodule, trainer, selection)
-            if cfg.evaluation.model_card:
-                from fairdml.reports.card.write import write_model_card_after
+            with staged_outputs(run_dir) as staging:  # report, embeddings, model.pt and card together, or none
+                _write_test_outputs(cfg, staging, module, datamodule, trainer, selection)
+                if cfg.evaluation.model_card:
+                    from fairdml.reports.card.write import write_model_card_after
 
-                write_model_card_after("train", run_dir, cfg.evaluation.card_inputs)
+                    write_model_card_after("train", staging, cfg.evaluation.card_inputs, final_dir=run_dir)
             log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
     finish_loggers(trainer.loggers)
     if trainer.is_global_zero:
@@ -287,9 +289,10 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
 
 
 def _write_test_outputs(
-    cfg: DictConfig, run_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer: L.Trainer,
+    cfg: DictConfig, out_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer: L.Trainer,
     selection: dict | None,
 ) -> None:  # fmt: skip
+    """report.json (+ report.csv), the test embeddings and model.pt, into `out_dir` (the run's staging folder)."""
     report = dict(module.reports["test"])
     selection = selection or {}
     report["meta"] = {
@@ -316,11 +319,11 @@ def _write_test_outputs(
         from fairdml.evaluate import downstream_for_datamodule
 
         report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
-    save_report(report, RunPaths(run_dir).report)
+    save_report(report, RunPaths(out_dir).report)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
     save_embeddings_npz(
-        RunPaths(run_dir).embeddings, gathered["embeddings"].numpy(), gathered["labels"].numpy(),
+        RunPaths(out_dir).embeddings, gathered["embeddings"].numpy(), gathered["labels"].numpy(),
         names[gathered["groups"].numpy()].astype(str), datamodule.group_attribute,
     )  # fmt: skip
-    save_embedding_model(module.model, RunPaths(run_dir).model, extra={"experiment": cfg.experiment})
+    save_embedding_model(module.model, RunPaths(out_dir).model, extra={"experiment": cfg.experiment})

@@ -265,3 +265,27 @@ def test_a_diverging_run_names_the_cause_not_the_input(tiny_overrides, tmp_path,
     argv = ["train", *tiny_overrides, *FAST, "trainer.max_epochs=2", f"optim.lr={lr}", f"optim.backbone_lr={lr}"]
     err = cli_error(capsys, [*argv, f"run_dir={tmp_path / 'run'}"])
     assert "training diverged" in err and "lower the learning rates" in err and "global step" in err
+
+
+def test_a_run_whose_closing_set_fails_keeps_the_earlier_set_whole(finished, tmp_path, capsys, monkeypatch):
+    """Resuming a finished run for more epochs, the card hits a full disk: report.json, embeddings, model.pt
+    and the card stay the earlier ones together (never a new report beside the old card)."""
+    import errno
+
+    import fairdml.reports.card.write as card_write
+
+    overrides, source = finished
+    run_dir = _copy(source, tmp_path / "run")
+    closing = ("report.json", "report.csv", "embeddings_test.npz", "model.pt")
+    before = {name: (run_dir / name).read_bytes() for name in closing}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(card_write, "write_model_card", full_disk)
+    more = ["resume=last", "trainer.max_epochs=3", "evaluation.model_card=true"]
+    argv = ["train", *overrides, f"run_dir={run_dir}", *more]
+    err = cli_error(capsys, argv)
+    assert "No space left on device" in err
+    assert {name: (run_dir / name).read_bytes() for name in closing} == before
+    assert not (run_dir / ".fairdml-staging").exists()

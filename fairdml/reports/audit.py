@@ -45,9 +45,9 @@ def check_audit_options(
 
 def prepare_audit_dir(out: Path, overwrite: bool = False) -> None:
     """One audit per folder, as one run per folder: an earlier audit's report, card or embeddings never sit
-    beside a new one's. An existing folder with files is refused, or with `overwrite` cleared of what an
-    audit writes (it must hold fairdml's marker; other files stay)."""
-    from fairdml.run_folder import clear_run_files, run_id
+    beside a new one's. An existing folder with files is refused, or, with `overwrite`, accepted if it holds
+    fairdml's marker (its audit files are replaced when the new set is complete: `staged_outputs`)."""
+    from fairdml.run_folder import run_id
 
     marker = RunPaths(out).marker
     existing = sorted(p.name for p in out.iterdir() if p != marker) if out.is_dir() else []  # a failed audit's
@@ -56,15 +56,14 @@ def prepare_audit_dir(out: Path, overwrite: bool = False) -> None:
             f"--out {out} already holds files ({', '.join(existing[:6])}): one audit per folder, so that its "
             f"report, card and embeddings are one audit's. Choose another --out, or --overwrite to replace it"
         )
-    if existing:
-        if run_id(out) is None:
-            raise FileExistsError(
-                f"--overwrite refuses to clear --out {out}: it has no {RunPaths(out).marker.name} file, so no fairdml "
-                f"audit or run made it; choose an empty or new folder"
-            )
-        clear_run_files(out)
+    if existing and run_id(out) is None:
+        raise FileExistsError(
+            f"--overwrite refuses to clear --out {out}: it has no {marker.name} file, so no fairdml audit or run "
+            f"made it; choose an empty or new folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    write_json(RunPaths(out).marker, {"run_id": uuid.uuid4().hex, "kind": "audit"})
+    if not marker.is_file():
+        write_json(marker, {"run_id": uuid.uuid4().hex, "kind": "audit"})
 
 
 def run_audit(
@@ -112,31 +111,35 @@ def run_audit(
     )  # fmt: skip
     if not Path(npz_path).exists():  # the input's error first; a bad file fails on reading, leaving no audit
         raise FileNotFoundError(f"no embeddings file at {npz_path}")
+    from fairdml.run_folder import staged_outputs  # imports lightning: only when an audit is written
+
     prepare_audit_dir(out, overwrite)
-    return audit_into(npz_path, out, settings, model_card, card_inputs, extra_meta)
+    with staged_outputs(out, replace_all=True) as staging:
+        return audit_into(npz_path, staging, settings, model_card, card_inputs, extra_meta)
 
 
 def audit_into(
-    npz_path: str, out: Path, settings: ReportSettings, model_card: bool, card_inputs: str | None,
-    extra_meta: dict | None,
+    npz_path: str, staging: Path, settings: ReportSettings, model_card: bool, card_inputs: str | None,
+    extra_meta: dict | None, source: str | None = None,
 ) -> dict:  # fmt: skip
-    """`run_audit`'s work in a folder already checked and prepared (`prepare_audit_dir`)."""
+    """`run_audit`'s work into `staging` (`staged_outputs`), in a folder already checked (`prepare_audit_dir`).
+    `npz_path` is read; `source` is what the report names as its input (default `npz_path`)."""
     with collect_stages() as timings:
         with stage(READ):
             arrays = load_embeddings_npz(npz_path)
         report = fairness_report(arrays["embeddings"], arrays["labels"], arrays["groups"], settings)
-        meta = {"source": str(npz_path)}
+        meta = {"source": str(source or npz_path)}
         if "group_attribute" in arrays:
             meta["group_attribute"] = str(arrays["group_attribute"])
         report["meta"] = {**meta, **(extra_meta or {})}
         with stage(WRITE):
-            save_report(report, RunPaths(out).report)
+            save_report(report, RunPaths(staging).report)
         print(format_report_table(report))
         if model_card:
             from fairdml.reports.card.write import write_model_card_after
 
             with stage(CARD):
-                write_model_card_after("audit", out, card_inputs, embeddings=npz_path)
+                write_model_card_after("audit", staging, card_inputs, embeddings=npz_path, final_dir=staging.parents[1])
     report["timings"] = timings  # all stages: written again (the card's copy of the report has the first ones)
-    save_report(report, RunPaths(out).report)
+    save_report(report, RunPaths(staging).report)
     return report

@@ -23,6 +23,7 @@ from torch import nn
 
 from fairdml.reports.audit import audit_into, check_audit_options, prepare_audit_dir  # audit first: import order
 from fairdml.reports.embeddings_file import save_embeddings_npz
+from fairdml.run_folder import staged_outputs
 from fairdml.run_layout import RunPaths
 
 MODEL_FORMS = "a run folder, a model.pt, timm:NAME or module:function"
@@ -159,6 +160,7 @@ def run_model_audit(
         out_dir, options.get("model_card", True), options.get("card_inputs"), **report_options,
         timings=True, knn_backend="auto",
     )  # fmt: skip
+    prepare_audit_dir(out, overwrite)  # refused now, not after embedding; the old audit stays until the new is whole
     target = resolve_device(device)
     cfg, config_source = audit_config(model, overrides)
     network, model_meta = load_audit_model(model, cfg)
@@ -167,13 +169,21 @@ def run_model_audit(
         network, view, cfg.data.eval_batch_size, device=target, progress=progress, num_workers=cfg.data.num_workers
     )
     groups = np.asarray(group_names, dtype=str)[view.attribute_column(group_attribute)]
-    prepare_audit_dir(out, overwrite)  # after the costly checks, before the first file
-    npz_path = save_embeddings_npz(out / f"embeddings_{split}.npz", embeddings, view.labels, groups, group_attribute)
+    meta = _audit_meta(overrides, cfg, split, model_meta, config_source, target)
+    model_card, card_inputs = options.get("model_card", True), options.get("card_inputs")
+    with staged_outputs(out, replace_all=True) as staging:
+        name = f"embeddings_{split}.npz"
+        npz_path = save_embeddings_npz(staging / name, embeddings, view.labels, groups, group_attribute)
+        return audit_into(str(npz_path), staging, settings, model_card, card_inputs, meta, source=str(out / name))
+
+
+def _audit_meta(
+    overrides: Sequence[str], cfg: DictConfig, split: str, model_meta: dict, config_source: str, target
+) -> dict:  # fmt: skip
+    """What `report["meta"]` says of a model audit: the model, the data, the split, where the config came from."""
     data_meta = {"name": cfg.data.name, "root": cfg.data.root, "split": split, "seed": cfg.seed}
     precision = "bf16 autocast" if target.type == "cuda" else "float32"
     meta = {"model": model_meta, "data": data_meta, "split": split, "overrides": list(overrides)}
     meta["config"] = config_source
     meta["embedding"] = {"device": str(target), "precision": precision}
-    return audit_into(
-        str(npz_path), out, settings, options.get("model_card", True), options.get("card_inputs"), meta
-    )
+    return meta

@@ -124,3 +124,29 @@ def test_one_audit_per_folder_and_overwrite_replaces_the_whole_set(tmp_path, cap
     assert load_report(out / "report.json")["n"] == 60
     assert not (out / "MODEL_CARD.md").exists() and not (out / "model_card.html").exists()  # A's card is gone
     assert (out / "notes.txt").read_text() == "mine"  # not an audit's file: kept
+
+
+def test_an_audit_that_fails_midway_leaves_the_earlier_audit_whole(tmp_path, capsys, monkeypatch):
+    """Once: a full disk over an earlier audit left a new report and MODEL_CARD.md beside the old HTML card."""
+    import errno
+
+    import fairdml.reports.card.write as card_write
+    from fairdml.cli import main
+
+    write_npz(tmp_path / "a.npz")
+    write_npz(tmp_path / "b.npz", n=60)
+    out = tmp_path / "x"
+    main(["audit", str(tmp_path / "a.npz"), "--out", str(out), "--ks", "1"])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(card_write, "write_model_card", full_disk)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", str(tmp_path / "b.npz"), "--out", str(out), "--ks", "1", "--overwrite"])
+    assert exit_info.value.code == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # A's set, byte for byte
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no staging folder left behind

@@ -13,7 +13,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 
 from fairdml import __version__
-from fairdml.atomic import atomic_path, write_json, write_text
+from fairdml.atomic import atomic_path, disk_is_full, write_json, write_text
 from fairdml.metrics.functional.stages import CARD_PAIRS, stage
 from fairdml.numbers import strict_json
 from fairdml.reports.card.blocks import fmt_number, value_of
@@ -133,19 +133,24 @@ def write_model_card_after(
     run_dir: str | os.PathLike,
     card_inputs: str | os.PathLike | None = None,
     embeddings: str | os.PathLike | None = None,
+    final_dir: str | os.PathLike | None = None,
 ) -> dict[str, Path] | None:
     """The card written automatically at the end of `fairdml train` / `fairdml audit`.
 
     By then the run's results are saved, so a failure here warns (naming `fairdml card` to retry) instead
-    of failing a finished run or a sweep.
+    of failing a finished run or a sweep. `final_dir`: where the card ends up when `run_dir` is a staging
+    folder (what the messages name).
     """
+    shown = Path(final_dir) if final_dir is not None else Path(run_dir)
     try:
         paths = write_model_card(run_dir, card_inputs, embeddings=embeddings)
     except Exception as error:  # noqa: BLE001 - a card failure must not turn a finished run into a failed one
+        if disk_is_full(error, Path(run_dir)):  # ... but a full disk is no card bug: one line, not a half set
+            raise
         warnings.warn(
-            f"fairdml {command}: model card not written ({error!r}); retry with `fairdml card {run_dir}`",
+            f"fairdml {command}: model card not written ({error!r}); retry with `fairdml card {shown}`",
             stacklevel=2,
         )
         return None
-    print(f"fairdml {command}: model card in {paths['markdown']} and {paths['html']}")
+    print(f"fairdml {command}: model card in {shown / paths['markdown'].name} and {shown / paths['html'].name}")
     return paths
