@@ -37,6 +37,11 @@ def _train(args: argparse.Namespace) -> None:
     if args.overwrite:
         raise ValueError("--overwrite goes with -m (a sweep folder); for one run's folder use overwrite=true")
     cfg = compose_config(args.overrides)  # a config error shows before torch is imported
+    if args.cfg:  # Hydra's `--cfg job`: the composed config, nothing run
+        from omegaconf import OmegaConf
+
+        print(OmegaConf.to_yaml(cfg, resolve=True), end="")
+        return
     from fairdml.train import run_training
 
     run_training(cfg)
@@ -142,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="-m: clear the runs of another grid in --sweep-dir (else refused)"
     )
+    train.add_argument("--cfg", choices=["job"], default=None, help="print the composed config and exit (as Hydra)")
     train.set_defaults(func=_train)
 
     init = add("init-config", help="copy the default configs into a folder to edit (then train --config-dir)")

@@ -8,6 +8,7 @@ The dataclasses are the schema: a misspelled key or a wrong type fails at compos
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +86,9 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
+    """fairdml's defaults for Lightning's `Trainer`; `trainer.*` takes any other `Trainer` argument too
+    (checked against `Trainer`'s signature in config_checks.py)."""
+
     accelerator: str = "cpu"
     devices: Any = 1
     strategy: str = "auto"
@@ -103,10 +107,12 @@ class TrainerConfig:
 @dataclass
 class WandbConfig:
     enabled: bool = True
-    mode: str = "offline"  # offline | online | disabled
-    project: str = "fairdml"
+    # None: W&B's own environment ($WANDB_MODE, $WANDB_PROJECT, $WANDB_ENTITY, $WANDB_TAGS), else offline /
+    # fairdml / none / none (loggers.resolve_wandb_config); config.yaml records what was used
+    mode: str | None = None  # offline | online | disabled
+    project: str | None = None
     entity: str | None = None
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] | None = None
     log_model: bool = False  # best checkpoint (end of fit) and exported model.pt as W&B artifacts
     init_timeout: float = 30.0  # seconds an online start may take before falling back to offline
     media: bool = True  # per-group tables at each validation, embedding/threshold figures at the test
@@ -156,6 +162,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    # Lightning's Trainer arguments: TrainerConfig's (typed), and any other `Trainer` argument by name
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
@@ -167,6 +174,9 @@ class TrainConfig:
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
+
+OPEN_GROUPS = ("callbacks.", "trainer.")  # keys checked against a class's signature, not the schema
+HYDRA_USED = ("hydra.searchpath",)  # the one hydra.* setting composition uses (docs/extending.md)
 
 # Keys of earlier versions and where they went (a config or command written for one is told how to move).
 MOVED_KEYS = {
@@ -206,6 +216,36 @@ def _valid_keys_hint(message: str) -> str:
     return ""
 
 
+# `Trainer` arguments fairdml sets itself, and what to use instead.
+TRAINER_SET_BY_FAIRDML = {
+    "callbacks": "the callbacks config group (callbacks=[...] or callbacks.<name>._target_=...)",
+    "logger": "the logger group (logger.csv, logger.wandb.*)",
+    "default_root_dir": "run_dir= (or output_dir=)",
+    "plugins": "nothing: fairdml writes checkpoints atomically through its own plugin",
+    "use_distributed_sampler": "nothing: fairdml's class-balanced sampler is rank-aware itself",
+    "enable_checkpointing": "checkpoint.* (the selected checkpoint is what the report and export use)",
+}
+
+
+def trainer_problems(trainer: dict) -> list[str]:
+    """Every `trainer.*` key must be an argument of Lightning's `Trainer` that fairdml leaves to the user."""
+    import inspect
+
+    from lightning import Trainer  # only when the config names a Trainer argument beyond TrainerConfig's
+
+    arguments = [name for name in inspect.signature(Trainer.__init__).parameters if name != "self"]
+    problems = []
+    for key in trainer:
+        if key in TRAINER_SET_BY_FAIRDML:
+            instead = TRAINER_SET_BY_FAIRDML[key]
+            problems.append(f"trainer.{key}: fairdml sets this Trainer argument itself; use {instead}")
+        elif key not in arguments:
+            close = difflib.get_close_matches(key, arguments, n=1)
+            hint = f" Did you mean 'trainer.{close[0]}'?" if close else ""
+            problems.append(f"trainer.{key}: not an argument of Lightning's Trainer.{hint}")
+    return problems
+
+
 def compose_config(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
     """Compose `<config_dir()>/<config_name>.yaml` with command-line style overrides into a validated config.
 
@@ -229,9 +269,17 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
         ValueError: bad configuration: ...Did you mean 'model.backbone'?
     """
     # Inside `callbacks.<name>` the callback's signature is the schema (checked when it is built, naming the
-    # valid keys), so Hydra's struct check is lifted there: a key the YAML leaves at its default, or a key
-    # of a nested kwargs dict, can be set without `+`.
-    overrides = [f"++{item}" if item.startswith("callbacks.") else item for item in overrides or []]
+    # valid keys), and inside `trainer.` Lightning's `Trainer` signature is (config_checks.py), so Hydra's
+    # struct check is lifted there: any argument can be set without `+`.
+    overrides = [f"++{item}" if item.startswith(OPEN_GROUPS) else item for item in overrides or []]
+    keys = [item.lstrip("+~") for item in overrides]
+    ignored = [key for key in keys if key.startswith("hydra.") and not key.startswith(HYDRA_USED)]
+    if ignored:  # Hydra's run-time settings would be accepted and silently do nothing
+        raise ValueError(
+            f"bad configuration: {ignored[0]}: fairdml composes with Hydra but does not run it (only "
+            f"{', '.join(HYDRA_USED)} acts); the run folder is set with run_dir=PATH (or output_dir=), a sweep's "
+            f"with --sweep-dir"
+        )
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose(config_name=config_name, overrides=overrides)
@@ -243,6 +291,11 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
     except yaml.YAMLError as error:  # a hand-edited config file (--config-dir)
         raise ValueError(f"bad configuration: {yaml_error_line(error)}") from None
     OmegaConf.set_struct(cfg, True)
+    extra = [key for key in cfg.trainer if key not in {f.name for f in dataclasses.fields(TrainerConfig)}]
+    if extra:  # any other Trainer argument: checked against Lightning's signature (imported only then)
+        problems = trainer_problems({key: cfg.trainer[key] for key in extra})
+        if problems:
+            raise ValueError(f"bad configuration: {'; '.join(problems)}")
     return cfg
 
 

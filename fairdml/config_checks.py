@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fairdml.config import trainer_problems
 from fairdml.models.precision import SUPPORTED_PRECISIONS
 from fairdml.numbers import finite_number
 
@@ -102,7 +103,10 @@ RULES: tuple[Rule, ...] = (
     Rule("evaluation.min_group_size", at_least(1), ">= 1"),
     Rule("evaluation.bootstrap_resamples", lambda v: v == 0 or at_least(2)(v), "0 (no intervals) or >= 2"),
     Rule("evaluation.downstream_test_share", between(0, 1, low_open=True, high_open=True), "in (0, 1)"),
-    Rule("logger.wandb.mode", one_of("offline", "online", "disabled"), "offline, online or disabled"),
+    Rule(
+        "logger.wandb.mode", optional(one_of("offline", "online", "disabled")),
+        "offline, online or disabled (null: $WANDB_MODE, else offline)",
+    ),
     Rule("logger.wandb.init_timeout", above(0), "> 0 (seconds)"),
 )
 
@@ -130,7 +134,9 @@ def config_problems(cfg: DictConfig) -> list[str]:
         )
     problems += _component_problems(cfg)
     problems += _callback_problems(cfg)
+    problems += trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=True))
     return problems
+
 
 
 def _callback_problems(cfg: DictConfig) -> list[str]:

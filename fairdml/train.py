@@ -21,13 +21,14 @@ from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import to_container
 from fairdml.config_checks import check_config
 from fairdml.data.datamodule import DMLDataModule
-from fairdml.loggers import create_loggers, finish_loggers, log_run_files
+from fairdml.loggers import create_loggers, finish_loggers, log_run_files, resolve_wandb_config
+from fairdml.loggers.noise import silence_known_noise
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.nested import dotted_keys
 from fairdml.reports.datacard.write import write_run_data_card
 from fairdml.reports.embeddings_file import save_embeddings_npz
-from fairdml.reports.report import save_report
+from fairdml.reports.report import format_headline, load_report, save_report
 from fairdml.run_folder import (
     AtomicCheckpointIO,
     load_checkpoint,
@@ -70,6 +71,7 @@ RESUMABLE_KEYS = (
     "resume", "overwrite", "run_dir", "output_dir", "trainer.max_epochs", "trainer.enable_progress_bar",
     "data.num_workers", "data.pin_memory", "data.persistent_workers", "evaluation.model_card",
     "evaluation.card_inputs", "logger.wandb.mode", "logger.wandb.enabled", "logger.wandb.media",
+    "logger.wandb.project", "logger.wandb.entity",
     "logger.wandb.log_model", "logger.wandb.init_timeout", "logger.wandb.tags",
 )  # fmt: skip
 
@@ -176,6 +178,9 @@ def run_training(cfg: DictConfig) -> Path:
         >>> report = json.loads((run_training(cfg) / "report.json").read_text())  # doctest: +SKIP
     """
     check_config(cfg)
+    silence_known_noise()
+    for key, value in resolve_wandb_config(to_container(cfg.logger.wandb)).items():  # config.yaml: what was used
+        cfg.logger.wandb[key] = value
     run_dir = resolve_run_dir(cfg)
     first_process = _is_first_process(run_dir)
     previous_env = os.environ.get(RUN_DIR_ENV)
@@ -284,8 +289,19 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
             log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
     finish_loggers(trainer.loggers)
     if trainer.is_global_zero:
-        print(f"\nfairdml: run finished; outputs in {run_dir.resolve()}")
+        _print_ending(cfg, run_dir)
     return run_dir
+
+
+def _print_ending(cfg: DictConfig, run_dir: Path) -> None:
+    """The run's headline figures and where everything is: what a user reads first."""
+    paths = RunPaths(run_dir)
+    if paths.report.is_file():
+        print("\n" + format_headline(load_report(paths.report)))
+        print(f"report: {paths.report} (all figures: report.csv)")
+        if (run_dir / "MODEL_CARD.md").is_file():
+            print(f"card: {run_dir / 'MODEL_CARD.md'} and {run_dir / 'model_card.html'}")
+    print(f"fairdml: run finished; outputs in {run_dir.resolve()}")
 
 
 def _write_test_outputs(

@@ -12,6 +12,7 @@ from fairdml.loggers.wandb_logger import (
     find_wandb_logger,
     finish_loggers,
     log_run_files,
+    resolve_wandb_config,
     wandb_mode,
     wandb_run_id,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "find_wandb_logger",
     "finish_loggers",
     "log_run_files",
+    "resolve_wandb_config",
     "wandb_mode",
     "wandb_run_id",
 ]

@@ -49,6 +49,36 @@ def wandb_mode(requested: str) -> str:
     return requested
 
 
+# W&B's own names for its modes, as `WANDB_MODE` may hold them
+_ENV_MODES = {"offline": "offline", "dryrun": "offline", "online": "online", "run": "online", "disabled": "disabled"}
+
+
+def resolve_wandb_config(wandb_cfg: dict) -> dict:
+    """`logger.wandb` with each unset (None) mode, project, entity and tags taken from W&B's environment
+    variables, as W&B documents them, else fairdml's defaults; a value set in the config wins.
+
+    Example:
+        >>> import os
+        >>> os.environ["WANDB_PROJECT"] = "faces"
+        >>> resolve_wandb_config({"mode": "online", "project": None, "entity": None, "tags": None})["project"]
+        'faces'
+        >>> del os.environ["WANDB_PROJECT"]
+    """
+    resolved = dict(wandb_cfg)
+    if resolved.get("mode") is None:
+        env_mode = os.environ.get("WANDB_MODE", "").strip().lower()
+        if env_mode and env_mode not in _ENV_MODES:
+            raise ValueError(f"WANDB_MODE={env_mode!r}: W&B knows {sorted(_ENV_MODES)}")
+        resolved["mode"] = _ENV_MODES.get(env_mode, "offline")
+    if resolved.get("project") is None:
+        resolved["project"] = os.environ.get("WANDB_PROJECT") or "fairdml"
+    if resolved.get("entity") is None:
+        resolved["entity"] = os.environ.get("WANDB_ENTITY") or None
+    if resolved.get("tags") is None:
+        resolved["tags"] = [tag.strip() for tag in os.environ.get("WANDB_TAGS", "").split(",") if tag.strip()]
+    return resolved
+
+
 def _guarded(method: Callable) -> Callable:
     """Run a logger method; on any exception warn once and turn this W&B logger off."""
 
@@ -96,11 +126,15 @@ def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, confi
     import wandb
 
     run_id = wandb_run_id(run_dir)
+    wandb_cfg = resolve_wandb_config(wandb_cfg)
     logger = SafeWandbLogger(
-        project=wandb_cfg["project"], entity=wandb_cfg["entity"], name=run_name, save_dir=str(run_dir),
-        mode=mode, tags=list(wandb_cfg["tags"]), log_model=wandb_cfg["log_model"], config=config,
-        id=run_id, settings=wandb.Settings(init_timeout=float(wandb_cfg["init_timeout"])),
+        project=wandb_cfg["project"], entity=wandb_cfg["entity"], name=run_name,
+        save_dir=os.environ.get("WANDB_DIR") or str(run_dir), mode=mode, tags=list(wandb_cfg["tags"]),
+        log_model=wandb_cfg["log_model"], config=config, id=run_id,
+        settings=wandb.Settings(init_timeout=float(wandb_cfg["init_timeout"])),
     )  # fmt: skip
+    # Lightning always passes `anonymous`, which W&B (0.19+) ignores with a warning in every run
+    logger._wandb_init.pop("anonymous", None)
     logger.experiment  # noqa: B018 - starts the W&B run on rank zero (a dummy on the others)
     if rank_zero_only.rank == 0:
         write_text(RunPaths(run_dir).wandb_run_id, run_id + "\n")
@@ -111,6 +145,7 @@ def create_wandb_logger(
     wandb_cfg: dict, run_dir: Path, run_name: str, config: dict
 ) -> SafeWandbLogger | None:
     """The W&B logger, or None (with a warning) when W&B cannot start even offline."""
+    wandb_cfg = resolve_wandb_config(wandb_cfg)
     mode = wandb_mode(wandb_cfg["mode"])
     if not wandb_cfg["enabled"] or mode == "disabled":
         return None

@@ -98,3 +98,33 @@ def format_report_table(report: dict) -> str:
     for message in report.get("warnings", []):
         lines.append(f"warning: {message}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def format_headline(report: dict, metrics: tuple[str, ...] = ("recall@1", "map@r")) -> str:
+    """The few figures a run ends with: per group and overall with their class-bootstrap intervals, the gap
+    with its interval, the worst group. (The whole table is `format_report_table`.)"""
+    groups = list(report.get("groups", {}))
+    intervals = report.get("intervals") or {}
+
+    def figure(value, interval) -> str:
+        text = _cell(value) if isinstance(value, float) else _MISSING
+        return f"{text} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval and isinstance(value, float) else text
+
+    header = ["test", "overall", *groups, "gap (max - min)", "worst"]
+    rows = []
+    for metric in metrics:
+        if metric not in report.get("overall", {}):
+            continue
+        bounds, gap = intervals.get(metric, {}), report.get("gaps", {}).get(metric, {})
+        rows.append([
+            metric, figure(report["overall"][metric], bounds.get("overall")),
+            *(figure(report["groups"][g].get(metric), bounds.get(g)) for g in groups),
+            figure(gap.get("max_minus_min"), bounds.get("gap")), _worst_cell(gap) if gap else "",
+        ])  # fmt: skip
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [_join_row(row, widths) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    confidence = (report.get("settings") or {}).get("confidence")
+    bracket = f"; [{confidence:.0%} class-bootstrap intervals]" if intervals and confidence else ""
+    lines.append(f"n = {report.get('n')} test images{bracket}")
+    return "\n".join(line.rstrip() for line in lines)
