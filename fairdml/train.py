@@ -71,8 +71,8 @@ RESUMABLE_KEYS = (
     "resume", "overwrite", "run_dir", "output_dir", "trainer.max_epochs", "trainer.enable_progress_bar",
     "data.num_workers", "data.pin_memory", "data.persistent_workers", "evaluation.model_card",
     "evaluation.card_inputs", "logger.wandb.mode", "logger.wandb.enabled", "logger.wandb.media",
-    "logger.wandb.project", "logger.wandb.entity",
-    "logger.wandb.log_model", "logger.wandb.init_timeout", "logger.wandb.tags",
+    "logger.wandb.project", "logger.wandb.entity", "logger.wandb.log_model", "logger.wandb.init_timeout",
+    "logger.wandb.tags",
 )  # fmt: skip
 
 
@@ -289,11 +289,11 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
             log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
     finish_loggers(trainer.loggers)
     if trainer.is_global_zero:
-        _print_ending(cfg, run_dir)
+        _print_ending(run_dir)
     return run_dir
 
 
-def _print_ending(cfg: DictConfig, run_dir: Path) -> None:
+def _print_ending(run_dir: Path) -> None:
     """The run's headline figures and where everything is: what a user reads first."""
     paths = RunPaths(run_dir)
     if paths.report.is_file():
