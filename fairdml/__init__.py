@@ -7,9 +7,9 @@ The public API, imported on first use (so `import fairdml` is fast)::
     run_dir = fairdml.run_training(cfg)
 
 Training: `compose_config`, `run_training`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
-`register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `Mitigation`,
-`MitigationHost`. Metrics: `fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`,
-`register_metric`. Reports: `run_audit`, `write_model_card`, `load_run`.
+`register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `ReweightedLoss`,
+`WorstGroupLoss`, `Mitigation`, `MitigationHost`. Metrics: `fairness_report`, `EmbeddingFairness`,
+`ReportSettings`, `MetricSpec`, `register_metric`. Reports: `run_audit`, `write_model_card`, `load_run`.
 """
 
 from fairdml._lazy import lazy_exports
@@ -25,6 +25,7 @@ _MODULES = {
     "fairdml.data.registry": ("register_dataset",),
     "fairdml.callbacks.parade": ("Parade",),
     "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
+    "fairdml.callbacks.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
     "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
     "fairdml.metrics.functional.report": ("fairness_report",),
     "fairdml.metrics.fairness": ("EmbeddingFairness",),

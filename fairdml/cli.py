@@ -9,7 +9,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from fairdml.errors import ValidationSkippedError
+from fairdml.errors import MitigationNotWiredError, ValidationSkippedError
 
 
 def _use_config_dir(args: argparse.Namespace) -> None:
@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Errors that mean "the input is wrong" (a value, a file, a folder, a NaN loss, a loader that skips
 # validation): one line naming the cause, exit code 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ValueError, OSError, KeyError, TypeError, FloatingPointError, ValidationSkippedError)
+USER_ERRORS = (
+    ValueError, OSError, KeyError, TypeError, FloatingPointError, ValidationSkippedError, MitigationNotWiredError,
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,3 +5,8 @@ from __future__ import annotations
 
 class ValidationSkippedError(RuntimeError):
     """A training epoch ended without the validation it was due (see callbacks/validation_guard.py)."""
+
+
+class MitigationNotWiredError(RuntimeError):
+    """A mitigation's loss term was never called, or its parameters are in no optimiser or get no gradient: it
+    would silently change nothing (see callbacks/mitigation.py::check_wired)."""

@@ -6,6 +6,7 @@ _MODULES = {
     "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
     "fairdml.callbacks.parade": ("Parade",),
     "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
+    "fairdml.callbacks.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
     "fairdml.callbacks.instantiate": ("instantiate_callbacks",),
     "fairdml.callbacks.run_state": ("RunState",),
     "fairdml.callbacks.validation_guard": ("ValidationGuard",),

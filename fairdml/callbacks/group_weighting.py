@@ -62,6 +62,11 @@ class _GroupLoss:
         if isinstance(loss.reducer, GroupWeightedReducer):
             raise ValueError(f"{self.owner}: the loss is already weighted by group; use one of reweighted, worst_group")
         datamodule = trainer.datamodule
+        if not isinstance(getattr(datamodule, "views", None), dict):
+            raise TypeError(
+                f"{self.owner} weights by the training split's group counts, which it reads from fairdml's "
+                f"DMLDataModule; got {type(datamodule).__name__} (with other data, weight the loss yourself)"
+            )
         train = datamodule.views["train"]
         self.column = train.attribute_names.index(datamodule.group_attribute)
         self.group_names = list(datamodule.group_names)

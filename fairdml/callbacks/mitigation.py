@@ -19,6 +19,7 @@ import lightning as L
 from lightning.pytorch.core.mixins import HyperparametersMixin
 from torch import nn
 
+from fairdml.errors import MitigationNotWiredError
 from fairdml.models.module import LossTerm
 from fairdml.numbers import strict_json
 
@@ -121,3 +122,35 @@ def plain_values(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(key): plain_values(item) for key, item in value.items()}
     return value
+
+
+def check_wired(
+    mitigation: str, pl_module: L.LightningModule, optimizers: list, modules: dict[str, nn.Module], term_calls: int
+) -> None:
+    """At the first optimiser step: the mitigation's loss term ran, and each of its modules' parameters is in an
+    optimiser and got a gradient. Any of these missing means the mitigation changes nothing while the report
+    would still describe it, so it fails here, naming what is missing and how to wire it.
+
+    Raises:
+        MitigationNotWiredError: one message listing every problem found.
+    """
+    host = type(pl_module).__name__
+    problems = []
+    if term_calls == 0:
+        problems.append(
+            f"{host}.training_step never called the loss term registered with add_loss_term: call each term with "
+            f"(module, step) and add its values to the loss"
+        )
+    in_optimizer = {id(p) for optimizer in optimizers for group in optimizer.param_groups for p in group["params"]}
+    for name, module in modules.items():
+        parameters = [p for p in module.parameters() if p.requires_grad]
+        if any(id(p) not in in_optimizer for p in parameters):
+            problems.append(
+                f"the parameters of {name} are in no optimiser: configure_optimizers must include the modules "
+                f"add_auxiliary registered (e.g. self.auxiliary.parameters())"
+            )
+        elif term_calls and parameters and all(p.grad is None for p in parameters):
+            problems.append(f"{name} got no gradient: the loss term's values are computed but not added to the loss")
+    if problems:
+        what = "; ".join(problems)
+        raise MitigationNotWiredError(f"{mitigation} is not wired into {host}, so it would change nothing: {what}")

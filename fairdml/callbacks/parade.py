@@ -23,7 +23,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from fairdml.callbacks.mitigation import Mitigation, MitigationHost, require_host
+from fairdml.callbacks.mitigation import Mitigation, MitigationHost, check_wired, require_host
 from fairdml.callbacks.parade_objectives import (
     EncoderObjective,
     Schedule,
@@ -89,6 +89,9 @@ class Parade(Mitigation):
         encoder_objective: what the encoder descends: `reversal` (MIC, the paper), `confusion`, `covariance`
             or `kernel_covariance` (`fairdml.callbacks.parade_objectives` explains each).
         measure_steps: Adam steps of each fresh P that measures the de-correlation at test end.
+        attribute_value_counts: for data that is not fairdml's `DMLDataModule`: how many values each attribute
+            takes (codes 0..n-1); the batches then hold `attributes` (B, A) with one column per name in
+            `attributes`, in that order, beside `label` (B,) and `index` (B,). None: read from fairdml's data.
 
     Raises:
         ValueError: at construction, listing every invalid argument (no attribute, a number of strengths that
@@ -138,6 +141,7 @@ class Parade(Mitigation):
         correlation: CorrelationForm = "squared",
         encoder_objective: EncoderObjective = "reversal",
         measure_steps: int = 500,
+        attribute_value_counts: Sequence[int] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -153,12 +157,29 @@ class Parade(Mitigation):
         self._miners: dict[str, nn.Module | None] = {}
         self._attached_to: int | None = None
         self._test_batches: list[dict[str, Any]] = []
+        self._term_calls = 0  # loss_terms calls: check_wired's proof that the host adds the terms
+        self._wiring_checked = False
 
     # -- wiring ------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         host = require_host(pl_module, "Parade")
-        view = trainer.datamodule.views["train"]
-        self.attach(host, list(view.attribute_names), [len(v) for v in view.attribute_values])
+        self.attach(host, *self._attribute_layout(trainer))
+
+    def _attribute_layout(self, trainer: L.Trainer) -> tuple[list[str], list[int]]:
+        """The attributes' names in the order of the batches' columns, and how many values each takes: from
+        fairdml's data module, or from this callback's own arguments for any other data (the batch contract)."""
+        views = getattr(getattr(trainer, "datamodule", None), "views", None)
+        if isinstance(views, dict) and "train" in views:
+            view = views["train"]
+            return list(view.attribute_names), [len(values) for values in view.attribute_values]
+        counts = self.hparams.attribute_value_counts
+        if counts is None:
+            raise TypeError(
+                "Parade: the data is not fairdml's DMLDataModule, so give attribute_value_counts=[...] (how many "
+                "values each of `attributes` takes); its batches must hold 'attributes' (B, A), one column per "
+                "attribute in that order, with 'label' (B,) and 'index' (B,)"
+            )
+        return list(self.attributes), [int(count) for count in counts]
 
     def attach(self, pl_module: MitigationHost, attribute_names: list[str], value_counts: list[int]) -> None:
         """Add heads, projections and losses to `pl_module` (before optimisers and DDP exist); idempotent."""
@@ -195,6 +216,7 @@ class Parade(Mitigation):
     def loss_terms(self, pl_module: MitigationHost, step: dict) -> dict[str, torch.Tensor]:
         """L_attr(e_a) (weighted) and the de-correlation term per attribute (`decorrelation_terms`)."""
         hp = self.hparams
+        self._term_calls += 1
         features = step["features"] if hp.attribute_through_backbone else step["features"].detach()
         attributes = step["batch"]["attributes"]
         batch_size = len(attributes)
@@ -227,6 +249,13 @@ class Parade(Mitigation):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         self.step += 1
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: MitigationHost, optimizer) -> None:  # noqa: ANN001
+        if self._wiring_checked:
+            return
+        self._wiring_checked = True  # once: the first step shows whether the heads, P and the terms take part
+        modules = {f"auxiliary['{name}']": m for name, m in pl_module.auxiliary.items() if name.startswith("parade_")}
+        check_wired("Parade", pl_module, trainer.optimizers, modules, self._term_calls)
 
     def _train_projection(
         self, key: str, projection: nn.Module, class_embeddings: torch.Tensor, attribute_embeddings: torch.Tensor

@@ -182,6 +182,9 @@ def check_options(options: dict[str, Any], attributes: list[str], strengths: lis
         problems.append(f"strength={options['strength']!r} must be one value, or one per attribute {attributes}")
     elif not all(at_least(0)(s) for s in strengths):
         problems.append(f"strength={options['strength']!r} must be >= 0")
+    counts = options.get("attribute_value_counts")
+    if counts is not None and (len(counts) != len(attributes) or not all(at_least(2)(c) for c in counts)):
+        problems.append(f"attribute_value_counts={counts!r} must be None or one whole number >= 2 per attribute")
     if not problems:  # build the attribute loss and miner once, so an unknown *_kwargs key fails now
         try:
             loss_kwargs = options["attribute_loss_kwargs"] or {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import lightning as L
 import pytest
 import timm
@@ -112,3 +114,102 @@ def test_a_test_step_without_the_embeddings_is_named(tiny_overrides, tmp_path):
     trainer.fit(module, datamodule=datamodule)
     with pytest.raises(TypeError, match=r"NoOutputs.test_step must return a dict with 'features' and 'embeddings'"):
         trainer.test(module, datamodule=datamodule, verbose=False)
+
+
+class _NoTerms(MyEmbedder):
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.loss(self.embed(batch["image"])[1], batch["label"])  # the registered terms are never called
+
+
+class _NotInOptimizer(MyEmbedder):
+    def configure_optimizers(self) -> torch.optim.Optimizer:  # the heads PARADE registered are left out
+        return torch.optim.Adam([*self.backbone.parameters(), *self.head.parameters()], lr=1e-3)
+
+
+class _NotAdded(MyEmbedder):
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        features, embeddings = self.embed(batch["image"])
+        step = {"features": features, "embeddings": embeddings, "batch": batch}
+        for term in self.loss_terms:
+            term(self, step)  # computed, then dropped
+        return self.loss(embeddings, batch["label"])
+
+
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        (_NoTerms, "_NoTerms.training_step never called the loss term registered with add_loss_term"),
+        (_NotInOptimizer, "the parameters of auxiliary['parade_style_head'] are in no optimiser"),
+        (_NotAdded, "auxiliary['parade_style_head'] got no gradient: the loss term's values are computed but not"),
+    ],
+)
+def test_a_mitigation_that_is_not_wired_in_fails_at_the_first_step(tiny_overrides, tmp_path, module, message):
+    """Once: PARADE in such a module trained as if absent, and the report still showed a PARADE entry."""
+    from fairdml.errors import MitigationNotWiredError
+
+    datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
+    parade = fairdml.Parade(projection_hidden=8, attribute_embedding_dim=4, encoder_objective="covariance")
+    trainer = L.Trainer(
+        max_epochs=1, callbacks=[parade], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        limit_val_batches=0, use_distributed_sampler=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.raises(MitigationNotWiredError, match=re.escape(message)):
+        trainer.fit(module(), datamodule=datamodule)
+    assert trainer.global_step == 0  # stopped before the first optimiser step
+
+
+class _Faces(torch.utils.data.Dataset):
+    """A plain torch Dataset: no fairdml data class. 12 classes × 8 images, a binary attribute per class."""
+
+    def __init__(self, classes: int = 12, per_class: int = 8):
+        generator = torch.Generator().manual_seed(0)
+        self.labels = torch.arange(classes).repeat_interleave(per_class)
+        centres = torch.randn(classes, 3, 16, 16, generator=generator)
+        self.images = centres[self.labels] + 0.3 * torch.randn(len(self.labels), 3, 16, 16, generator=generator)
+        self.attribute = (self.labels % 3 == 0).long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        attributes = self.attribute[index : index + 1]
+        return {"image": self.images[index], "label": self.labels[index], "attributes": attributes, "index": index}
+
+
+class _UserData(L.LightningDataModule):
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(_Faces(), batch_size=32, shuffle=True, drop_last=True)
+
+    def test_dataloader(self):
+        return torch.utils.data.DataLoader(_Faces(per_class=4), batch_size=32)
+
+
+def test_parade_with_a_user_module_and_a_user_datamodule(tmp_path):
+    """No fairdml data class anywhere: the batch contract and Parade's own arguments are enough."""
+    module = MyEmbedder()
+    parade = fairdml.Parade(
+        attributes=["skin"], attribute_value_counts=[2], strength=0.1, encoder_objective="covariance",
+        projection_hidden=8, attribute_embedding_dim=4, measure_steps=10,
+    )  # fmt: skip
+    trainer = L.Trainer(
+        max_epochs=2, callbacks=[parade], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=_UserData())
+    assert parade.step == trainer.global_step == 2 * (96 // 32)
+    trainer.test(module, datamodule=_UserData(), verbose=False)
+    measured = module.reports["test"]["mitigations"]["parade"]["measured"]["skin"]
+    assert measured["n"] == 48 and 0.0 <= measured["decorrelation"] <= 1.0
+
+
+def test_mitigations_say_in_one_line_what_a_user_datamodule_lacks(tmp_path):
+    cases = [
+        (fairdml.Parade(attributes=["skin"]), TypeError, "give attribute_value_counts"),
+        (fairdml.GroupBalancedSampling(), TypeError, "needs a data module with a `group_balanced` switch"),
+        (fairdml.ReweightedLoss(), TypeError, "reweighted weights by the training split's group counts"),
+        (fairdml.WorstGroupLoss(), TypeError, "worst_group weights by the training split's group counts"),
+    ]
+    for callback, error, message in cases:
+        trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, default_root_dir=tmp_path)
+        with pytest.raises(error, match=re.escape(message)):
+            trainer.fit(MyEmbedder(), datamodule=_UserData())
