@@ -33,8 +33,8 @@ def drop_duplicate_indices(indices: Tensor) -> Tensor:
 class EmbeddingFairness(Metric):
     """finDML fairness report over a whole evaluation set (all figures need every embedding at once).
 
-    `update(embeddings (B, D), labels (B,), groups (B,) int codes into group_names, indices (B,))` keeps the
-    batch; `compute()` gathers all processes (list states, `dist_reduce_fx="cat"`, so uneven last batches
+    `update(embeddings (B, D), labels (B,), groups (B,) int codes into group_names, indices (B,) or None)` keeps
+    the batch; `compute()` gathers all processes (list states, `dist_reduce_fx="cat"`, so uneven last batches
     are fine), drops DDP padding duplicates by sample index and returns `fairness_report(...)`'s dict.
     Call `update`, not `forward`: a per-batch report would be expensive and meaningless.
     `settings` (a `ReportSettings`, checked here so a bad option fails before training) holds the report's
@@ -55,6 +55,8 @@ class EmbeddingFairness(Metric):
         >>> report = metric.compute()
         >>> report["overall"]["recall@1"], sorted(report["groups"])
         (1.0, ['a', 'b'])
+        >>> metric.compute_flat("val")["val/recall@1/group=b"]  # ready for self.log_dict
+        1.0
     """
 
     is_differentiable = False
@@ -69,10 +71,29 @@ class EmbeddingFairness(Metric):
         self.group_names = [str(name) for name in group_names]
         for state in ("embeddings", "labels", "groups", "indices"):
             self.add_state(state, default=[], dist_reduce_fx="cat")
+        self._arrived = 0  # samples `update` has seen since the last reset (numbers them when no indices come)
 
-    def update(self, embeddings: Tensor, labels: Tensor, groups: Tensor, indices: Tensor) -> None:
-        """Keep one batch (detached); shapes are checked here so a bad batch fails where it comes from."""
+    def reset(self) -> None:
+        super().reset()
+        self._arrived = 0
+
+    def compute_flat(self, prefix: str = "") -> dict[str, float]:
+        """The report as scalars for `LightningModule.log_dict` (`flatten_report`'s keys, e.g.
+        `val/recall@1/group=minority`, `val/recall@1/gap`); `compute()` keeps the nested report."""
+        return flatten_report(self.compute(), prefix)
+
+    def update(self, embeddings: Tensor, labels: Tensor, groups: Tensor, indices: Tensor | None = None) -> None:
+        """Keep one batch (detached); shapes are checked here so a bad batch fails where it comes from.
+
+        `indices` (B,): each sample's index in the evaluation set, so that samples a distributed sampler repeats
+        to pad its last shard are counted once. None: numbered in the order they arrive (distinct per process),
+        which is exact in one process; under DDP the padding duplicates then count twice.
+        """
         batch = embeddings.shape[0]
+        if indices is None:
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            indices = torch.arange(batch, device=embeddings.device) + self._arrived + (rank << 40)
+        self._arrived += batch
         if embeddings.ndim != 2:
             raise ValueError(f"embeddings must have shape (B, D), got {tuple(embeddings.shape)}")
         for name, values in (("labels", labels), ("groups", groups), ("indices", indices)):

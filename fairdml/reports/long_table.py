@@ -56,7 +56,7 @@ def report_rows(report: dict) -> list[dict[str, Any]]:
 
 
 def to_frame(report: dict) -> pandas.DataFrame:
-    """The report's rows as a pandas DataFrame (pandas is optional: `pip install pandas`).
+    """The report's rows as a pandas DataFrame (pandas comes with fairdml; the import stays lazy).
 
     Example:
         >>> report = {"n": 4, "overall": {"recall@1": 0.5}, "gaps": {"recall@1": {"max_minus_min": 1.0}},

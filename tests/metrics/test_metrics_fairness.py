@@ -124,3 +124,24 @@ def test_flatten_report_skips_worst_when_no_group_has_a_value():
     no_value = {"max_minus_min": None, "min_over_max": None, "worst_group": None}
     report = {"overall": {"nmi": None}, "groups": {"a": {"n": 0, "nmi": None}}, "gaps": {"nmi": no_value}}
     assert flatten_report(report, "test") == {}
+
+
+def test_indices_are_optional_and_the_flat_result_goes_to_log_dict():
+    """Without `indices` (one process) the report equals the one with explicit indices; `compute_flat` gives
+    scalars keyed as `flatten_report` keys them."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat_interleave(6)
+    embeddings = torch.randn(10, 8, generator=generator)[labels] + 0.4 * torch.randn(60, 8, generator=generator)
+    groups = (labels % 4 == 0).long()
+    with_indices, without = (EmbeddingFairness(["a", "b"], ks=(1, 2), leakage=False) for _ in range(2))
+    for start in range(0, 60, 16):
+        batch = slice(start, start + 16)
+        with_indices.update(embeddings[batch], labels[batch], groups[batch], torch.arange(60)[batch])
+        without.update(embeddings[batch], labels[batch], groups[batch])
+    assert without.compute() == with_indices.compute()
+    flat = without.compute_flat("val")
+    assert flat["val/recall@1"] == with_indices.compute()["overall"]["recall@1"]
+    assert all(isinstance(value, float) for value in flat.values()) and "val/recall@1/gap" in flat
+    without.reset()
+    without.update(embeddings[:16], labels[:16], groups[:16])
+    assert without.indices[0].tolist() == list(range(16))  # numbering starts again after a reset
