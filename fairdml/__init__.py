@@ -8,8 +8,9 @@ The public API, imported on first use (so `import fairdml` is fast)::
 
 Training: `compose_config`, `run_training`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
 `register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `ReweightedLoss`,
-`WorstGroupLoss`, `Mitigation`, `MitigationHost`. Metrics: `fairness_report`, `EmbeddingFairness`,
-`ReportSettings`, `MetricSpec`, `register_metric`. Reports: `run_audit`, `write_model_card`, `load_run`.
+`WorstGroupLoss`, `Mitigation`, `MitigationHost`; `FairnessMonitor` (finDML figures of any module). Metrics:
+`fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`, `register_metric`. Reports: `run_audit`,
+`write_model_card`, `load_run`.
 """
 
 from fairdml._lazy import lazy_exports
@@ -27,6 +28,7 @@ _MODULES = {
     "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
     "fairdml.callbacks.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
     "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
+    "fairdml.callbacks.fairness_monitor": ("FairnessMonitor",),
     "fairdml.metrics.functional.report": ("fairness_report",),
     "fairdml.metrics.fairness": ("EmbeddingFairness",),
     "fairdml.metrics.settings": ("ReportSettings",),

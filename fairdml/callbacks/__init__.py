@@ -4,6 +4,7 @@ from fairdml._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
+    "fairdml.callbacks.fairness_monitor": ("FairnessMonitor",),
     "fairdml.callbacks.parade": ("Parade",),
     "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
     "fairdml.callbacks.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import lightning as L
+import numpy as np
 import pytest
 import timm
 import torch
@@ -213,3 +215,76 @@ def test_mitigations_say_in_one_line_what_a_user_datamodule_lacks(tmp_path):
         trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, default_root_dir=tmp_path)
         with pytest.raises(error, match=re.escape(message)):
             trainer.fit(MyEmbedder(), datamodule=_UserData())
+
+
+class _NoFairdmlCode(L.LightningModule):
+    """A user's module with no fairdml code at all: its validation_step returns nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = timm.create_model("test_resnet", pretrained=False, num_classes=0)
+        self.head = nn.Linear(self.backbone.num_features, 16)
+        self.loss = losses.TripletMarginLoss(margin=0.2)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.head(self.backbone(images)), dim=1)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self.loss(self(batch["image"]), batch["label"])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        pass
+
+    def test_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self(batch["image"])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+class _UserDataWithVal(_UserData):
+    def val_dataloader(self):
+        return torch.utils.data.DataLoader(_Faces(classes=6, per_class=6), batch_size=16)
+
+
+def test_one_callback_gives_any_module_per_group_figures_a_report_and_a_card(tmp_path):
+    from fairdml.metrics.functional.report import fairness_report
+
+    monitor = fairdml.FairnessMonitor(["light", "dark"], attribute="skin", ks=(1, 2), min_group_size=5, leakage=False)
+    trainer = L.Trainer(
+        max_epochs=2, callbacks=[monitor], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        default_root_dir=tmp_path,
+    )  # fmt: skip
+    module = _NoFairdmlCode()
+    trainer.fit(module, datamodule=_UserDataWithVal())
+    assert {"val/recall@1/group=light", "val/recall@1/group=dark", "val/recall@1/gap"} <= set(trainer.callback_metrics)
+    trainer.test(module, datamodule=_UserDataWithVal(), verbose=False)
+    out = tmp_path / "fairness"
+    report = json.loads((out / "report.json").read_text())
+    assert report["n"] == 48 and sorted(report["groups"]) == ["dark", "light"] and report["intervals"]
+    assert (out / "MODEL_CARD.md").is_file() and (out / "model_card.html").is_file()
+    saved = np.load(out / "embeddings_test.npz")
+    module.eval()
+    with torch.no_grad():
+        direct = fairness_report(module(_Faces(per_class=4).images), _Faces(per_class=4).labels,
+                                 _Faces(per_class=4).attribute, group_names=["light", "dark"], ks=(1, 2),
+                                 leakage=False, min_group_size=5, bootstrap_resamples=0)  # fmt: skip
+    assert report["overall"]["recall@1"] == pytest.approx(direct["overall"]["recall@1"], abs=1e-6)
+    assert saved["embeddings"].shape == (48, 16)
+
+
+def test_the_monitor_and_parade_together_report_the_mitigation(tmp_path):
+    parade = fairdml.Parade(
+        attributes=["skin"], attribute_value_counts=[2], encoder_objective="covariance", projection_hidden=8,
+        attribute_embedding_dim=4, measure_steps=5,
+    )  # fmt: skip
+    monitor = fairdml.FairnessMonitor(["light", "dark"], attribute="skin", ks=(1,), model_card=False, leakage=False)
+    trainer = L.Trainer(
+        max_epochs=1, callbacks=[monitor, parade], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    module = MyEmbedder()
+    trainer.fit(module, datamodule=_UserData())
+    trainer.test(module, datamodule=_UserData(), verbose=False)
+    report = json.loads((tmp_path / "fairness" / "report.json").read_text())
+    assert report["mitigations"]["parade"]["measured"]["skin"]["n"] == 48
