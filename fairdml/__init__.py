@@ -6,7 +6,7 @@ The public API, imported on first use (so `import fairdml` is fast)::
     cfg = fairdml.compose_config(["experiment=parade", "trainer.max_epochs=3"])
     run_dir = fairdml.run_training(cfg)
 
-Training: `compose_config`, `run_training`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
+Training: `compose_config`, `run_training`, `run_local_sweep`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
 `register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `ReweightedLoss`,
 `WorstGroupLoss`, `Mitigation`, `MitigationHost`; `FairnessMonitor` (finDML figures of any module). Metrics:
 `fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`, `register_metric`. Reports: `run_audit`,
@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _MODULES = {
     "fairdml.config": ("compose_config",),
     "fairdml.train": ("run_training",),
+    "fairdml.sweep": ("run_local_sweep",),
     "fairdml.models.module": ("DMLModule",),
     "fairdml.data.datamodule": ("DMLDataModule",),
     "fairdml.models.embedding": ("EmbeddingModel",),
