@@ -560,7 +560,9 @@ def test_report_is_the_same_at_any_scale_of_the_embeddings(scale):
     for section in ("overall", "groups"):
         flat_reference = dict(_flat(reference[section]))
         for key, value in _flat(scaled[section]):
-            assert value == pytest.approx(flat_reference[key], abs=1e-5), (scale, section, key)
+            # float32 rounding of the scaled inputs may reorder a near-tie (seen: one mAP@R of 1.2e-5); before the
+            # fix these figures were off by 0.1 to 0.3
+            assert value == pytest.approx(flat_reference[key], abs=1e-4), (scale, section, key)
 
 
 def _flat(values: dict, prefix: str = ""):
