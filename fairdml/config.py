@@ -87,7 +87,7 @@ class OptimConfig:
 @dataclass
 class TrainerConfig:
     """fairdml's defaults for Lightning's `Trainer`; `trainer.*` takes any other `Trainer` argument too
-    (checked against `Trainer`'s signature in config_checks.py)."""
+    (checked against `Trainer`'s signature by `trainer_problems` when the config is composed)."""
 
     accelerator: str = "cpu"
     devices: Any = 1
@@ -269,7 +269,7 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
         ValueError: bad configuration: ...Did you mean 'model.backbone'?
     """
     # Inside `callbacks.<name>` the callback's signature is the schema (checked when it is built, naming the
-    # valid keys), and inside `trainer.` Lightning's `Trainer` signature is (config_checks.py), so Hydra's
+    # valid keys), and inside `trainer.` Lightning's `Trainer` signature is (`trainer_problems`), so Hydra's
     # struct check is lifted there: any argument can be set without `+`.
     overrides = [f"++{item}" if item.startswith(OPEN_GROUPS) else item for item in overrides or []]
     keys = [item.lstrip("+~") for item in overrides]

@@ -15,7 +15,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.config import trainer_problems
 from fairdml.models.precision import SUPPORTED_PRECISIONS
 from fairdml.numbers import finite_number
 
@@ -134,9 +133,7 @@ def config_problems(cfg: DictConfig) -> list[str]:
         )
     problems += _component_problems(cfg)
     problems += _callback_problems(cfg)
-    problems += trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=True))
     return problems
-
 
 
 def _callback_problems(cfg: DictConfig) -> list[str]:

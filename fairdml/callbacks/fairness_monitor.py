@@ -62,6 +62,7 @@ class FairnessMonitor(L.Callback):
             "test": EmbeddingFairness(self.group_names, self.settings),
         }
         self.reports: dict[str, dict] = {}
+        self._test_arrays: dict[str, torch.Tensor] = {}
 
     # -- collecting ------------------------------------------------------------------------------------
     def _collect(self, split: str, pl_module: L.LightningModule, outputs: Any, batch: Any) -> None:
@@ -99,6 +100,11 @@ class FairnessMonitor(L.Callback):
 
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         report = self._report("test", pl_module)
+        if report is not None:  # gathered here, on every process (teardown writes on the first one alone)
+            from fairdml.models.module import gathered_embeddings
+
+            self._test_arrays = gathered_embeddings(self.metrics["test"])
+        self.metrics["test"].reset()
         host_reports = getattr(pl_module, "reports", None)
         if report is not None and isinstance(host_reports, dict):  # a mitigation's measure joins this report
             host_reports["test"] = report
@@ -116,9 +122,6 @@ class FairnessMonitor(L.Callback):
         print(f"fairdml: FairnessMonitor wrote the test report and card to {out}")
 
     def _write(self, staging: Path, out: Path) -> None:
-        from torchmetrics.utilities import dim_zero_cat
-
-        from fairdml.metrics.fairness import drop_duplicate_indices
         from fairdml.reports.embeddings_file import save_embeddings_npz
         from fairdml.reports.report import save_report
         from fairdml.run_layout import RunPaths
@@ -126,10 +129,7 @@ class FairnessMonitor(L.Callback):
         report = dict(self.reports["test"])
         report["meta"] = {"split": "test", "group_attribute": self.attribute, "source": "FairnessMonitor"}
         save_report(report, RunPaths(staging).report)
-        metric = self.metrics["test"]
-        with metric.sync_context():
-            keep = drop_duplicate_indices(dim_zero_cat(metric.indices).cpu())
-            arrays = {k: dim_zero_cat(getattr(metric, k)).cpu()[keep] for k in ("embeddings", "labels", "groups")}
+        arrays = self._test_arrays  # every process's, DDP padding dropped, as training's test keeps them
         names = np.asarray(self.group_names, dtype=object)[arrays["groups"].numpy()].astype(str)
         save_embeddings_npz(
             RunPaths(staging).embeddings, arrays["embeddings"].numpy(), arrays["labels"].numpy(), names, self.attribute
@@ -138,7 +138,6 @@ class FairnessMonitor(L.Callback):
             from fairdml.reports.card.write import write_model_card_after
 
             write_model_card_after("FairnessMonitor", staging, None, final_dir=out)
-        metric.reset()
 
 
 def _embeddings_of(pl_module: L.LightningModule, outputs: Any, images: torch.Tensor) -> torch.Tensor:

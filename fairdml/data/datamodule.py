@@ -14,7 +14,7 @@ from torchvision.transforms import v2
 
 from fairdml.config import DataConfig
 from fairdml.data.base import DatasetView, DMLDataset
-from fairdml.data.decoded_cache import DecodedImages, DecodedView, build_decoded_cache
+from fairdml.data.decoded_cache import CROP_SCALE, DecodedImages, DecodedView, build_decoded_cache
 from fairdml.data.device_augment import finish_images
 from fairdml.data.intersections import select_group_attribute
 from fairdml.data.registry import create_dataset
@@ -25,7 +25,7 @@ from fairdml.data.splits import class_disjoint_split, impose_minority_share, min
 def build_transforms(cfg: DataConfig, train: bool) -> v2.Compose:
     steps: list[Any] = [v2.PILToTensor()]
     if train and cfg.augment:
-        steps.append(v2.RandomResizedCrop(cfg.image_size, scale=(0.7, 1.0), antialias=True))
+        steps.append(v2.RandomResizedCrop(cfg.image_size, scale=CROP_SCALE, antialias=True))
         if cfg.hflip:
             steps.append(v2.RandomHorizontalFlip())
     else:
@@ -63,6 +63,7 @@ class DMLDataModule(L.LightningDataModule):
         # Extension point for mitigations (fairdml.callbacks.GroupBalancedSampling sets it in `setup`):
         # each training batch takes as many classes from every group.
         self.group_balanced = False
+        self._cache_folder: Path | None = None  # data.decoded_cache's folder, once known
 
     # -- setup -------------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -123,9 +124,13 @@ class DMLDataModule(L.LightningDataModule):
             self._decoded_cache_folder()
 
     def _decoded_cache_folder(self) -> Path:
-        self.setup()
-        cache_dir = Path(self.cfg.decoded_cache_dir).expanduser() if self.cfg.decoded_cache_dir else None
-        return build_decoded_cache(self.views["train"].base, self.cfg.image_size, cache_dir, self.cfg.num_workers)
+        """Built (or found) once per data module: the fingerprint stats every image file."""
+        if self._cache_folder is None:
+            self.setup()
+            cache_dir = Path(self.cfg.decoded_cache_dir).expanduser() if self.cfg.decoded_cache_dir else None
+            base = self.views["train"].base
+            self._cache_folder = build_decoded_cache(base, self.cfg.image_size, cache_dir, self.cfg.num_workers)
+        return self._cache_folder
 
     def train_dataset(self) -> Dataset:
         """The training split as the loader reads it: decoded images, or the cache's slots and crop boxes."""

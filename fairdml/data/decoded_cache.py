@@ -32,7 +32,7 @@ from fairdml.data.base import DatasetView, DMLDataset
 
 CACHE_VERSION = 1
 CACHE_ENV = "FAIRDML_CACHE"  # where caches live; default ~/.cache/fairdml (XDG_CACHE_HOME respected)
-CROP_SCALE = (0.7, 1.0)  # fairdml's RandomResizedCrop scale (data/datamodule.py::build_transforms)
+CROP_SCALE = (0.7, 1.0)  # fairdml's RandomResizedCrop scale, for both paths (datamodule.build_transforms too)
 CROP_RATIO = (3 / 4, 4 / 3)  # torchvision's default aspect ratios
 
 

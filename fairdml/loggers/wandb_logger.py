@@ -122,11 +122,11 @@ def wandb_run_id(run_dir: Path) -> str:
 
 
 def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, config: dict) -> SafeWandbLogger:
-    """Create the logger and start its W&B run now, so a hang or failure happens here, bounded and caught."""
+    """Create the logger and start its W&B run now, so a hang or failure happens here, bounded and caught.
+    `wandb_cfg` is resolved (`resolve_wandb_config`)."""
     import wandb
 
     run_id = wandb_run_id(run_dir)
-    wandb_cfg = resolve_wandb_config(wandb_cfg)
     logger = SafeWandbLogger(
         project=wandb_cfg["project"], entity=wandb_cfg["entity"], name=run_name,
         save_dir=os.environ.get("WANDB_DIR") or str(run_dir), mode=mode, tags=list(wandb_cfg["tags"]),

@@ -73,29 +73,32 @@ NORM_RANGE = (1e-12, 1e12)  # row norms outside it are normalised exactly, with 
 def l2_normalise(embeddings: Tensor) -> Tensor:
     """Unit-normalise rows at any scale; a zero row stays zero (with a warning) rather than becoming NaN.
 
-    Scale-safe, unlike `F.normalize`: each row is first divided by its largest absolute value, so the norm is
-    computed on numbers in [-1, 1]. `F.normalize` leaves rows of norm below its eps (1e-12) unnormalised, and in
-    float32 the squares of values above ~1e19 overflow, which makes whole rows zero: the same embeddings times
-    1e-15 or 1e19 then gave other neighbours than times 1.
+    Rows whose norm lies in `NORM_RANGE` get `F.normalize` (so ordinary reports are unchanged). The others are
+    first divided by their largest absolute value, so their norm is taken of numbers in [-1, 1]: `F.normalize`
+    leaves rows of norm below its eps (1e-12) unnormalised, and in float32 the squares of values above ~1e19
+    overflow, which made the same embeddings times 1e-15 or 1e19 find other neighbours than times 1.
     """
-    scale = embeddings.abs().amax(dim=1, keepdim=True)
-    zero = scale.squeeze(1) == 0
+    zero = (embeddings.amax(dim=1) == 0) & (embeddings.amin(dim=1) == 0)
     n_zero = int(zero.sum())
     if n_zero:
         warn(f"{n_zero} embedding rows have zero norm; they are left as zero vectors")
-    scaled = embeddings / torch.where(zero[:, None], torch.ones_like(scale), scale)
-    lengths = scaled.norm(dim=1, keepdim=True)  # >= 1 for every non-zero row
-    norms = scale.squeeze(1).double() * lengths.squeeze(1).double()
-    outside = ~zero & ((norms < NORM_RANGE[0]) | (norms > NORM_RANGE[1]))
-    if not bool(outside.any()):  # the usual case: exactly what F.normalize gives (reports stay byte-identical)
-        return F.normalize(embeddings, dim=1)
-    low, high = norms[outside].min().item(), norms[outside].max().item()
+    norms = embeddings.norm(dim=1)  # inf when the squares overflow, 0 when they underflow
+    outside = ~zero & ~((norms >= NORM_RANGE[0]) & (norms <= NORM_RANGE[1]))
+    unit = F.normalize(embeddings, dim=1)
+    if not bool(outside.any()):
+        return unit
+    rows = embeddings[outside]
+    scale = rows.abs().amax(dim=1, keepdim=True)
+    scaled = rows / scale
+    lengths = scaled.norm(dim=1, keepdim=True)  # >= 1
+    true_norms = scale.squeeze(1).double() * lengths.squeeze(1).double()
     warn(
         f"{int(outside.sum())} embedding rows have norms outside [{NORM_RANGE[0]:g}, {NORM_RANGE[1]:g}] (from "
-        f"{low:.3g} to {high:.3g}); normalised exactly, but such a scale usually means a bug upstream"
+        f"{true_norms.min().item():.3g} to {true_norms.max().item():.3g}); normalised exactly, but such a scale "
+        "usually means a bug upstream"
     )
-    safe = scaled / torch.where(zero[:, None], torch.ones_like(lengths), lengths)
-    return torch.where(outside[:, None], safe, F.normalize(embeddings, dim=1))
+    unit[outside] = scaled / lengths
+    return unit
 
 
 def encode_groups(
