@@ -9,4 +9,4 @@ class ValidationSkippedError(RuntimeError):
 
 class MitigationNotWiredError(RuntimeError):
     """A mitigation's loss term was never called, or its parameters are in no optimiser or get no gradient: it
-    would silently change nothing (see callbacks/mitigation.py::check_wired)."""
+    would silently change nothing (see mitigations/base.py::check_wired)."""

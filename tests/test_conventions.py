@@ -85,3 +85,25 @@ def test_a_run_prints_its_figures_and_no_third_party_noise(tmp_path, capfd):
     low, high = report["intervals"]["recall@1"]["gap"]
     assert f"[{low:.3f}, {high:.3f}]" in recall[0]  # the gap with its interval
     assert any(line.startswith("card: ") for line in tail) and "run finished" in tail[-1]
+
+
+def test_mitigations_live_in_one_wing_and_old_targets_still_load():
+    """Every mitigation is exported from `fairdml` and `fairdml.mitigations`; a config saved with the old
+    `_target_: fairdml.callbacks.<module>.<Class>` builds the same class."""
+    import hydra.utils
+
+    import fairdml
+    import fairdml.mitigations
+
+    old = {
+        "fairdml.callbacks.parade.Parade": fairdml.Parade,
+        "fairdml.callbacks.group_balanced.GroupBalancedSampling": fairdml.GroupBalancedSampling,
+        "fairdml.callbacks.group_weighting.ReweightedLoss": fairdml.ReweightedLoss,
+        "fairdml.callbacks.group_weighting.WorstGroupLoss": fairdml.WorstGroupLoss,
+        "fairdml.callbacks.mitigation.Mitigation": fairdml.Mitigation,
+    }
+    for target, cls in old.items():
+        assert hydra.utils.get_class(target) is cls, target
+        assert cls.__module__.startswith("fairdml.mitigations."), cls
+        assert getattr(fairdml.mitigations, cls.__name__) is cls
+    assert fairdml.Parade.__module__ == "fairdml.mitigations.parade"

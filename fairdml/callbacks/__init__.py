@@ -1,13 +1,14 @@
-"""Lightning callbacks that change training: the mitigations and the run's own bookkeeping."""
+"""Lightning callbacks: the run's own bookkeeping and `FairnessMonitor`; the mitigations (in `fairdml.mitigations`)
+are re-exported here for code written before they moved."""
 
 from fairdml._lazy import lazy_exports
 
 _MODULES = {
-    "fairdml.callbacks.mitigation": ("Mitigation", "MitigationHost"),
+    "fairdml.mitigations.base": ("Mitigation", "MitigationHost"),
     "fairdml.callbacks.fairness_monitor": ("FairnessMonitor",),
-    "fairdml.callbacks.parade": ("Parade",),
-    "fairdml.callbacks.group_balanced": ("GroupBalancedSampling",),
-    "fairdml.callbacks.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
+    "fairdml.mitigations.parade": ("Parade",),
+    "fairdml.mitigations.group_balanced": ("GroupBalancedSampling",),
+    "fairdml.mitigations.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
     "fairdml.callbacks.instantiate": ("instantiate_callbacks",),
     "fairdml.callbacks.run_state": ("RunState",),
     "fairdml.callbacks.validation_guard": ("ValidationGuard",),

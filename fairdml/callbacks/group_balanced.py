@@ -1,46 +1,6 @@
-"""Group-balanced sampling as a mitigation: every training batch takes as many classes from each group.
+"""Alias of `fairdml.mitigations.group_balanced` (the mitigations live in fairdml/mitigations/), so configs saved with
+`_target_: fairdml.callbacks.group_balanced...` and earlier imports still load."""
 
-The sampling itself is `ClassBalancedBatchSampler(group_balanced=True)` (fairdml.data.samplers documents the
-placement rules); this callback only switches it on, so it plugs in like every other mitigation.
-"""
+from fairdml.mitigations.group_balanced import GroupBalancedSampling
 
-from __future__ import annotations
-
-import lightning as L
-
-from fairdml.callbacks.mitigation import Mitigation
-
-
-class GroupBalancedSampling(Mitigation):
-    """Over-sample the minority's classes so each batch holds the same number of classes per group.
-
-    Needs a data module with a `group_balanced` attribute read when it builds its training loader
-    (`DMLDataModule` has one); the epoch keeps the length it has without balancing.
-
-    Raises:
-        TypeError: in `setup`, when the trainer's data module cannot balance groups.
-
-    Example:
-        >>> GroupBalancedSampling().describe()["settings"]
-        {}
-    """
-
-    name = "group_balanced"
-    title = "Group-balanced sampling"
-    summary = (
-        "Every training batch takes the same number of classes from each group of the sensitive attribute, "
-        "so the minority's classes are over-sampled; the number of batches per epoch is unchanged."
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        datamodule = trainer.datamodule
-        if not hasattr(datamodule, "group_balanced"):
-            raise TypeError(
-                f"GroupBalancedSampling needs a data module with a `group_balanced` switch (fairdml's "
-                f"DMLDataModule); got {type(datamodule).__name__}"
-            )
-        datamodule.group_balanced = True
+__all__ = ["GroupBalancedSampling"]

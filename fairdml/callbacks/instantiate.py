@@ -15,7 +15,7 @@ from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.callbacks.mitigation import Mitigation, plain_values
+from fairdml.mitigations.base import Mitigation, plain_values
 
 
 def build_callbacks(entries: Mapping[str, Any] | DictConfig | None) -> tuple[list[Callback], list[str]]:

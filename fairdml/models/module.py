@@ -4,7 +4,7 @@ Callbacks extend training through two public methods instead of touching interna
 (extra trainable modules with their own learning rate, e.g. PARADE's attribute head) and `add_loss_term`
 (a function of the step's features/embeddings/batch that returns named loss terms). Together with
 `feature_dim`, `embedding_dim` and `reports` they are the `MitigationHost` protocol
-(fairdml.callbacks.mitigation), which a user's own LightningModule can meet instead.
+(fairdml.mitigations.base), which a user's own LightningModule can meet instead.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ import torch
 from omegaconf import OmegaConf
 from pytorch_metric_learning import losses, reducers
 
-from fairdml.callbacks.group_weighting import WorstGroupLoss, inverse_frequency_weights
 from fairdml.config import compose_config, config_dir
 from fairdml.config_checks import config_problems
 from fairdml.losses import GroupWeightedReducer, check_group_weightable, create_loss, create_miner
+from fairdml.mitigations.group_weighting import WorstGroupLoss, inverse_frequency_weights
 from fairdml.train import run_training
 
 
@@ -118,7 +118,7 @@ def test_worst_group_weight_rises_with_that_groups_loss():
 
 def test_worst_group_yaml_mirrors_the_signature_and_bad_values_fail_first():
     entry = OmegaConf.to_container(OmegaConf.load(config_dir() / "callbacks" / "worst_group.yaml"))["worst_group"]
-    assert entry.pop("_target_") == "fairdml.callbacks.group_weighting.WorstGroupLoss"
+    assert entry.pop("_target_") == "fairdml.mitigations.group_weighting.WorstGroupLoss"
     assert entry == {"step_size": inspect.signature(WorstGroupLoss.__init__).parameters["step_size"].default}
     (problem,) = config_problems(compose_config(["experiment=worst_group", "callbacks.worst_group.step_size=-1"]))
     assert "step_size must be a number >= 0" in problem

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from fairdml.callbacks.group_balanced import GroupBalancedSampling
 from fairdml.callbacks.instantiate import build_callbacks, instantiate_callbacks
-from fairdml.callbacks.mitigation import Mitigation
-from fairdml.callbacks.parade import Parade
 from fairdml.config import compose_config, config_dir
 from fairdml.config_checks import config_problems
 from fairdml.data.datamodule import DMLDataModule
+from fairdml.mitigations.base import Mitigation
+from fairdml.mitigations.group_balanced import GroupBalancedSampling
+from fairdml.mitigations.parade import Parade
 from fairdml.train import run_training
 
-PARADE_TARGET = "fairdml.callbacks.parade.Parade"
+PARADE_TARGET = "fairdml.mitigations.parade.Parade"
 
 
 def test_parade_yaml_lists_every_argument_with_the_signature_default():

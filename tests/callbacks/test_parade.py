@@ -12,10 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from fairdml.callbacks.gradient_reversal import reverse_gradient
 from fairdml.callbacks.instantiate import instantiate_callbacks
-from fairdml.callbacks.parade import Parade
-from fairdml.callbacks.parade_objectives import decorrelation_terms, scheduled_strength
 from fairdml.config import compose_config, to_container
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.export import export_run
@@ -25,6 +22,9 @@ from fairdml.metrics.functional.decorrelation import (
     fresh_decorrelation,
     normalised_cross_covariance,
 )
+from fairdml.mitigations.gradient_reversal import reverse_gradient
+from fairdml.mitigations.parade import Parade
+from fairdml.mitigations.parade_objectives import decorrelation_terms, scheduled_strength
 from fairdml.models.embedding import load_embedding_model
 from fairdml.models.module import DMLModule
 from fairdml.train import run_training

@@ -68,7 +68,7 @@ def fake_config(parade: bool = True) -> dict:
         "optim": {"name": "adamw", "lr": 0.001},
         "trainer": {"max_epochs": 2},
         "callbacks": (
-            {"parade": {"_target_": "fairdml.callbacks.parade.Parade", "strength": 4.0, "projection_hidden": 512}}
+            {"parade": {"_target_": "fairdml.mitigations.parade.Parade", "strength": 4.0, "projection_hidden": 512}}
             if parade else {}
         ),
     }  # fmt: skip

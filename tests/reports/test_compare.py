@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from fairdml.callbacks.parade import Parade
 from fairdml.cli import main
+from fairdml.mitigations.parade import Parade
 from fairdml.reports.compare import run_compare
 from fairdml.reports.runs import find_runs, varying_keys
 from fairdml.reports.tradeoff import distinguishing_keys, pareto_front
@@ -44,7 +44,7 @@ def _write_run(folder: Path, strength: float, seed: int, figures: tuple[float, f
     config = {
         "seed": seed,
         "run_dir": str(folder),
-        "callbacks": {"parade": {"_target_": "fairdml.callbacks.parade.Parade", "strength": strength}},
+        "callbacks": {"parade": {"_target_": "fairdml.mitigations.parade.Parade", "strength": strength}},
         "data": {"options": {"seed": seed}},
         "logger": {"wandb": {"mode": "offline", "project": "t"}},
     }

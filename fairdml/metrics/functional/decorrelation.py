@@ -2,7 +2,7 @@
 (Dullerud et al., ICLR 2022) trains against and reports at test time.
 
 Pure: tensors in, numbers out. They live here, beside `leakage.py`, because they are measures first: the
-training objectives (`fairdml.callbacks.parade_objectives`) descend the same `correlation` and
+training objectives (`fairdml.mitigations.parade_objectives`) descend the same `correlation` and
 `normalised_cross_covariance`, and the fresh projection network P that measures the de-correlation after
 training is built like the adversary (`projection_network`), so the measure and the objective cannot drift
 apart.

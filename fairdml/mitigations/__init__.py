@@ -1,0 +1,12 @@
+"""Mitigations: Lightning callbacks that change how any `MitigationHost` module trains (PARADE, group-balanced
+sampling, reweighted and worst-group losses), and the protocol they check at `setup`."""
+
+from fairdml._lazy import lazy_exports
+
+_MODULES = {
+    "fairdml.mitigations.base": ("Mitigation", "MitigationHost"),
+    "fairdml.mitigations.parade": ("Parade",),
+    "fairdml.mitigations.group_balanced": ("GroupBalancedSampling",),
+    "fairdml.mitigations.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

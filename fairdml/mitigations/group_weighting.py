@@ -1,0 +1,248 @@
+"""Loss re-weighting by group, two ways, as mitigations: fixed inverse-frequency weights (`reweighted`) and
+online up-weighting of the worst group (`worst_group`, GroupDRO-style; Sagawa et al., ICLR 2020).
+
+Both wrap the class loss's pytorch-metric-learning reducer in `fairdml.losses.GroupWeightedReducer`: each
+sample, pair or triplet loss is multiplied by the weight of its anchor's group, then reduced as the loss
+itself reduces. The host needs a `loss` attribute holding that PML loss (`DMLModule` has one); the groups are
+the data module's `group_attribute` (crossed ones too), read from each batch's "attributes".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from pytorch_metric_learning.losses import BaseMetricLossFunction
+from torch import Tensor
+
+from fairdml.losses import GroupWeightedReducer, GroupWeights, check_group_weightable
+from fairdml.mitigations.base import Mitigation
+
+
+def inverse_frequency_weights(counts: np.ndarray) -> np.ndarray:
+    """w_g = N / (G · N_g) over the G groups present: every group carries the same total weight, and the mean
+    weight of a training sample is 1 (a group absent from training gets weight 0, since no sample has it).
+
+    Example:
+        >>> inverse_frequency_weights(np.array([90, 10])).tolist()
+        [0.5555555555555556, 5.0]
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    present = counts > 0
+    weights = np.zeros_like(counts)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights
+
+
+class _GroupLoss:
+    """What both mitigations share: install the weighted reducer on the host's loss for training, give it each
+    batch's groups, and take it off again (a helper, since every `Mitigation` subclass is a registered one)."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.reducer: GroupWeightedReducer | None = None
+        self.column = 0
+        self.group_names: list[str] = []
+        self.train_counts = np.zeros(0)
+
+    def install(self, trainer: L.Trainer, pl_module: L.LightningModule, weights: GroupWeights) -> None:
+        loss = getattr(pl_module, "loss", None)
+        if not isinstance(loss, BaseMetricLossFunction):
+            raise TypeError(
+                f"{self.owner} weights the class loss by group, so the LightningModule needs a `loss` attribute "
+                f"holding a pytorch-metric-learning loss (fairdml's DMLModule has one); "
+                f"{type(pl_module).__name__}.loss is {type(loss).__name__}"
+            )
+        try:
+            check_group_weightable(loss)
+        except ValueError as error:
+            raise ValueError(f"{self.owner}: {error}") from None
+        if isinstance(loss.reducer, GroupWeightedReducer):
+            raise ValueError(f"{self.owner}: the loss is already weighted by group; use one of reweighted, worst_group")
+        datamodule = trainer.datamodule
+        if not isinstance(getattr(datamodule, "views", None), dict):
+            raise TypeError(
+                f"{self.owner} weights by the training split's group counts, which it reads from fairdml's "
+                f"DMLDataModule; got {type(datamodule).__name__} (with other data, weight the loss yourself)"
+            )
+        train = datamodule.views["train"]
+        self.column = train.attribute_names.index(datamodule.group_attribute)
+        self.group_names = list(datamodule.group_names)
+        codes = train.attribute_column(datamodule.group_attribute)
+        self.train_counts = np.bincount(codes, minlength=len(self.group_names))
+        self.reducer = GroupWeightedReducer(loss.reducer, weights, loss_name=type(loss).__name__)
+        loss.reducer = self.reducer
+
+    def set_batch(self, batch: dict) -> None:
+        if self.reducer is not None:
+            self.reducer.groups = batch["attributes"][:, self.column]
+
+    def remove(self, pl_module: L.LightningModule) -> None:
+        loss = getattr(pl_module, "loss", None)
+        if self.reducer is not None and loss is not None and loss.reducer is self.reducer:
+            loss.reducer = self.reducer.inner
+        self.reducer = None
+
+
+class _GroupLossHooks:
+    """The Lightning hooks both mitigations share: each batch's groups to the reducer, the reducer taken off after
+    fitting. A mixin before `Mitigation` in the bases (a `Mitigation` subclass would have to be a registered one)."""
+
+    _loss: _GroupLoss
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._loss.set_batch(batch)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._loss.remove(pl_module)
+
+
+class ReweightedLoss(_GroupLossHooks, Mitigation):
+    """Each group's loss terms weighted by its inverse frequency in the training split, w_g = N / (G · N_g).
+
+    The weights are fixed before training, from the training split as the protocol imbalanced it; a term's
+    weight is its anchor's group's. Loss terms without an anchor (margin's learned-β penalty) stay unweighted.
+
+    Raises:
+        TypeError: in `setup`, when the module has no pytorch-metric-learning `loss`.
+        ValueError: in `setup`, for a loss whose terms are not per sample, pair or triplet (proxy_anchor).
+
+    Example:
+        >>> ReweightedLoss().describe()["settings"]
+        {}
+    """
+
+    name = "reweighted"
+    title = "Loss re-weighting by inverse group frequency"
+    summary = (
+        "Every loss term (per sample, pair or triplet) is multiplied by the weight of its anchor's group, "
+        "w_g = N / (G * N_g) from the training split's group counts, so each group carries the same total weight "
+        "and the mean weight of a training sample is 1."
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self._loss = _GroupLoss("reweighted")
+        self._weights: Tensor | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._loss.install(trainer, pl_module, self._group_weights)
+        self._weights = torch.as_tensor(inverse_frequency_weights(self._loss.train_counts), dtype=torch.float32)
+
+    def _group_weights(self, losses: Tensor, groups: Tensor) -> Tensor:
+        assert self._weights is not None
+        if self._weights.device != losses.device:
+            self._weights = self._weights.to(losses.device)
+        return self._weights
+
+    def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
+        counts = self._loss.train_counts
+        if not len(counts):
+            return None
+        weights = inverse_frequency_weights(counts)
+        names = self._loss.group_names
+        return {
+            "group_weights": {name: float(w) for name, w in zip(names, weights)},
+            "train_counts": {name: int(n) for name, n in zip(names, counts)},
+        }
+
+
+class WorstGroupLoss(_GroupLossHooks, Mitigation):
+    """GroupDRO for DML losses: up-weight online the groups whose loss is highest.
+
+    Each step, for the groups in the batch, the mean of their anchors' loss terms L_g updates the group
+    weights q_g ← q_g · exp(step_size · L_g), renormalised to sum 1 (Sagawa et al.'s online algorithm); the
+    batch's terms are then weighted q_g · M / M_g (M terms, M_g of them anchored in g), so that under a mean
+    reduction the loss is Σ_g q_g L_g. q starts uniform, is kept in checkpoints (a resume continues it) and is
+    logged as `worst_group/q/<group>` at each epoch's end; across processes the group losses are summed before
+    the update.
+
+    Args:
+        step_size: η, the exponentiated-gradient step of q (Sagawa et al. use 0.01); 0 keeps q uniform.
+
+    Example:
+        >>> WorstGroupLoss(step_size=0.05).describe()["settings"]
+        {'step_size': 0.05}
+    """
+
+    name = "worst_group"
+    title = "Worst-group loss (GroupDRO-style)"
+    summary = (
+        "Group weights q follow the groups' training loss online (q_g grows as exp(step_size * L_g), then "
+        "renormalised), and each group's loss terms are weighted by q_g, so the group the model serves worst "
+        "gets the most weight (Sagawa et al., 2020, adapted to DML losses by weighting each term by its anchor's "
+        "group)."
+    )
+
+    def __init__(self, step_size: float = 0.01) -> None:
+        super().__init__()
+        if not isinstance(step_size, (int, float)) or isinstance(step_size, bool) or not step_size >= 0:
+            raise ValueError(f"worst_group step_size must be a number >= 0, got {step_size!r}")
+        self.save_hyperparameters()
+        self._loss = _GroupLoss("worst_group")
+        self.q: Tensor | None = None
+        self._q_to_load: list[float] | None = None
+        self._reduce = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._loss.install(trainer, pl_module, self._group_weights)
+        n_groups = len(self._loss.group_names)
+        self.q = torch.full((n_groups,), 1.0 / n_groups)
+        if self._q_to_load is not None:
+            self._load_q(self._q_to_load)
+        if trainer.world_size > 1:
+            self._reduce = lambda t: trainer.strategy.reduce(t, reduce_op="sum")
+
+    def _group_weights(self, losses: Tensor, groups: Tensor) -> Tensor:
+        """Update q from this batch's group losses (on the device, no host sync) and return the terms' weights."""
+        assert self.q is not None
+        n_groups = len(self.q)
+        losses = torch.nan_to_num(losses.float(), nan=0.0, posinf=0.0, neginf=0.0)  # a bad batch cannot poison q
+        sums = torch.zeros(n_groups, device=losses.device).index_add_(0, groups, losses)
+        counts = torch.zeros(n_groups, device=losses.device).index_add_(0, groups, torch.ones_like(losses))
+        if self._reduce is not None:
+            sums, counts = self._reduce(sums), self._reduce(counts)
+        means = sums / counts.clamp_min(1)
+        q = self.q.to(losses.device) * torch.exp(self.hparams.step_size * means * (counts > 0))
+        self.q = q / q.sum()
+        present = counts > 0
+        weights = torch.where(present, self.q * counts.sum() / counts.clamp_min(1), torch.zeros_like(self.q))
+        return weights
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.q is not None:  # q as the epoch leaves it, one point per epoch
+            for code, name in enumerate(self._loss.group_names):
+                pl_module.log(f"worst_group/q/{name}", self.q[code], on_step=False, on_epoch=True)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.q is None else {"q": self.q.detach().cpu().tolist()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "q" in state_dict:
+            if self.q is None:
+                self._q_to_load = list(state_dict["q"])  # setup has not run yet: apply it there
+            else:
+                self._load_q(state_dict["q"])
+
+    def _load_q(self, values: list[float]) -> None:
+        assert self.q is not None
+        if len(values) != len(self.q):
+            raise ValueError(
+                f"worst_group: the checkpoint has {len(values)} group weights, the data {len(self.q)} groups"
+            )
+        self.q = torch.tensor(values, dtype=torch.float32, device=self.q.device)
+
+    def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
+        if self.q is None:
+            return None
+        return {"final_q": {name: float(v) for name, v in zip(self._loss.group_names, self.q.cpu().tolist())}}
