@@ -14,7 +14,7 @@ from fixtures_datasets import write_heavy_tailed_folder_dataset
 p=Path('lfw'); p.mkdir(); print(write_heavy_tailed_folder_dataset(p))" > /dev/null
 python -m fairdml train model=tiny trainer.enable_progress_bar=false logger=csv evaluation.leakage=false evaluation.model_card=false data=folder data.root=lfw data.sensitive_attribute=skin data.batch_size=16 data.samples_per_class=2 data.image_size=16 trainer.max_epochs=3 data.minority_share=null run_dir=heavy > heavy.log 2>&1; echo "exit $?"
 python -c "
-import csv,json; rows=[r for r in csv.DictReader(open('heavy/csv/metrics.csv')) if r.get('val/recall@1')]; print('validated epochs', [r['epoch'] for r in rows]); print('best_checkpoint', repr(json.load(open('heavy/report.json'))['meta']['best_checkpoint']))"
+import csv,json; rows=[r for r in csv.DictReader(open('heavy/csv/metrics.csv')) if r.get('val/recall_at_1')]; print('validated epochs', [r['epoch'] for r in rows]); print('best_checkpoint', repr(json.load(open('heavy/report.json'))['meta']['best_checkpoint']))"
 echo "== 2. SIGKILL after batch 2 of epoch 1, resume=last vs uninterrupted (3 epochs)"
 K="$T trainer.max_epochs=3 trainer.log_every_n_steps=1 checkpoint.monitor=train/loss checkpoint.mode=min"
 python $HERE/tests/helpers/fault_runner.py none $K run_dir=ref > ref.log 2>&1
@@ -31,7 +31,7 @@ echo "== 3. run_dir reused without resume"
 python -m fairdml train $T trainer.max_epochs=1 run_dir=reuse > r1.log 2>&1; echo "first: exit $?"
 python -m fairdml train $T trainer.max_epochs=1 run_dir=reuse seed=1 > r2.log 2>&1; echo "second: exit $?"; tail -1 r2.log
 python -c "
-import csv; rows=[r for r in csv.DictReader(open('reuse/csv/metrics.csv')) if r.get('val/recall@1')]; print('val rows in metrics.csv', len(rows))"; ls reuse/checkpoints | tr '\n' ' '; echo
+import csv; rows=[r for r in csv.DictReader(open('reuse/csv/metrics.csv')) if r.get('val/recall_at_1')]; print('val rows in metrics.csv', len(rows))"; ls reuse/checkpoints | tr '\n' ' '; echo
 echo "== 4. fairdml export RUN (default out)"
 python -m fairdml export reuse > e.log 2>&1; echo "exit $?"; tail -1 e.log
 echo "== 5/7. bad values"

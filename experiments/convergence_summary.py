@@ -14,9 +14,9 @@ def val_curve(run: Path) -> list[tuple[int, float, float]]:
     """(epoch, val recall@1, val recall@1 gap) per validated epoch, from the run's csv/metrics.csv."""
     with open(run / "csv" / "metrics.csv") as handle:
         return [
-            (int(row["epoch"]), float(row["val/recall@1"]), float(row["val/recall@1/gap"]))
+            (int(row["epoch"]), float(row["val/recall_at_1"]), float(row["val/recall_at_1/gap"]))
             for row in csv.DictReader(handle)
-            if row.get("val/recall@1")
+            if row.get("val/recall_at_1")
         ]
 
 

@@ -67,14 +67,14 @@ def _audit(args: argparse.Namespace) -> None:
         "min_group_size": args.min_group_size,
         "overwrite": args.overwrite,
     }
-    from fairdml.metrics.functional.stages import listen_stages, print_stage
+    from fairdml.metrics.functional.stages import print_stages
 
     if args.model is None:
         if len(args.inputs) != 1:
             raise ValueError(f"give one .npz of embeddings, or --model M with key=value overrides; got {args.inputs}")
         from fairdml.reports.audit import run_audit
 
-        with listen_stages(print_stage):  # a line as each stage starts and ends: a large audit takes minutes
+        with print_stages():  # a line per stage, as it runs: a large audit takes minutes
             run_audit(args.inputs[0], args.out, **options)
         return
     not_overrides = [item for item in args.inputs if "=" not in item]
@@ -82,14 +82,21 @@ def _audit(args: argparse.Namespace) -> None:
         raise ValueError(f"with --model, the other arguments are key=value overrides (data=...); got {not_overrides}")
     from fairdml.reports.audit_model import run_model_audit
 
-    with listen_stages(print_stage):
+    with print_stages():
         run_model_audit(args.model, args.out, args.inputs, split=args.split, device=args.device, **options)
 
 
 def _card(args: argparse.Namespace) -> None:
-    from fairdml.reports.card import write_model_card
+    if args.push:  # the card is written locally only once the Hub has it: a failed push leaves no file
+        from fairdml.reports.hub import push_run
 
-    written = write_model_card(args.run_dir, args.inputs, out_dir=args.out, embeddings=args.embeddings)
+        written = push_run(
+            args.run_dir, args.push, args.inputs, out_dir=args.out, embeddings=args.embeddings, private=args.private
+        )
+    else:
+        from fairdml.reports.card import write_model_card
+
+        written = write_model_card(args.run_dir, args.inputs, out_dir=args.out, embeddings=args.embeddings)
     if args.screenshot:
         from fairdml.reports.card import screenshot_card
 
@@ -192,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("--out", default=None, help="output folder (default: the run folder)")
     card.add_argument("--embeddings", default=None, help=".npz of test embeddings (default: the run's)")
     card.add_argument("--screenshot", default=None, help="also save a PNG of the HTML card (needs Chromium)")
+    card.add_argument(
+        "--push", default=None, metavar="REPO_ID",
+        help="upload README.md (the card), model.safetensors, config.json and report.json to this Hugging Face "
+        "Hub repo (created if new; needs `hf auth login` or HF_TOKEN)",
+    )  # fmt: skip
+    card.add_argument("--private", action="store_true", help="--push: create the repo private (when it is new)")
     card.set_defaults(func=_card)
 
     datacard = add("datacard", help="write data_card.json/.html: the data as training composes it (+ overrides)")
@@ -208,10 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     datacard.set_defaults(func=_datacard)
 
-    export = add("export", help="write the class-embedding model alone (no PARADE heads)")
+    export = add("export", help="the class-embedding model alone (no PARADE heads): .pt, .safetensors + config.json")
     export.add_argument("source", help="a run folder or a .ckpt file")
-    export.add_argument("--out", default=None, help="output .pt path (default: <run>/model.pt, if absent)")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    export.add_argument(
+        "--out", default=None,
+        help="output .pt path, or a folder (gets model.pt); model.safetensors and config.json go beside it "
+        "(default: <run>/model.pt, if absent)",
+    )  # fmt: skip
+    export.add_argument("--overwrite", action="store_true", help="replace existing output files")
     export.set_defaults(func=_export)
 
     compare = add("compare", help="accuracy–fairness trade-off over finished runs")

@@ -122,11 +122,14 @@ class WandbConfig:
 class LoggerConfig:
     csv: bool = True
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    # any other Lightning logger: name -> {_target_: its class, **its arguments}; save_dir defaults to the run
+    # folder (configs/logger/tensorboard.yaml; docs/tracking.md)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class CheckpointConfig:
-    monitor: str = "val/recall@1"  # any logged key, e.g. val/recall@1/worst or val/recall@1/gap
+    monitor: str = "val/recall_at_1"  # any logged key, e.g. val/recall_at_1/worst or val/recall_at_1/gap
     mode: str = "max"
     save_last: bool = True
     save_top_k: int = 1
@@ -219,7 +222,7 @@ def _valid_keys_hint(message: str) -> str:
 # `Trainer` arguments fairdml sets itself, and what to use instead.
 TRAINER_SET_BY_FAIRDML = {
     "callbacks": "the callbacks config group (callbacks=[...] or callbacks.<name>._target_=...)",
-    "logger": "the logger group (logger.csv, logger.wandb.*)",
+    "logger": "the logger group (logger.csv, logger.wandb.*, logger.extra.<name>._target_=<a Lightning logger>)",
     "default_root_dir": "run_dir= (or output_dir=)",
     "plugins": "nothing: fairdml writes checkpoints atomically through its own plugin",
     "use_distributed_sampler": "nothing: fairdml's class-balanced sampler is rank-aware itself",

@@ -9,8 +9,10 @@ by building them: each constructor validates its own arguments.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -133,7 +135,20 @@ def config_problems(cfg: DictConfig) -> list[str]:
         )
     problems += _component_problems(cfg)
     problems += _callback_problems(cfg)
+    problems += _logger_problems(cfg)
     return problems
+
+
+def _logger_problems(cfg: DictConfig) -> list[str]:
+    """Build each extra logger once (nothing is written before its first log), so a missing package or a
+    misspelled argument fails now."""
+    from fairdml.loggers.create import extra_loggers
+
+    try:
+        extra_loggers(cfg.logger.get("extra"), Path(tempfile.gettempdir()) / "fairdml-logger-check")
+    except ValueError as error:
+        return [str(error)]
+    return []
 
 
 def _callback_problems(cfg: DictConfig) -> list[str]:

@@ -3,26 +3,38 @@
 From a run folder it exports the checkpoint the run itself selected (recorded in `selection.json` with
 its monitor and score), never one guessed from file names, and it never replaces an existing file unless
 asked: the run's own `model.pt` is the tested model.
+
+Three files, written together or not at all: `model.pt` (torch, loads with `load_embedding_model`) and, in the
+same folder, the timm-style pair `model.safetensors` + `config.json` (`fairdml.models.hub_folder`), which loads
+without unpickling and is what `fairdml card RUN --push REPO_ID` uploads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from pathlib import Path
+from typing import Any
 
+from fairdml.atomic import atomic_path
 from fairdml.models.embedding import EmbeddingModel, save_embedding_model
+from fairdml.models.hub_folder import CONFIG_FILE, WEIGHTS_FILE, hub_config, preprocessing_of, save_hub_folder
 from fairdml.run_folder import load_checkpoint, read_selection
-from fairdml.run_layout import RunPaths
+from fairdml.run_layout import MODEL_FILE, RunPaths
 
 log = logging.getLogger("fairdml")
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path, extra: dict | None = None) -> Path:
-    """Keep `model.*` weights; everything else (PARADE heads under `auxiliary.*`, losses) is dropped."""
-    checkpoint = Path(checkpoint)
+def load_trained_model(checkpoint: Path) -> tuple[EmbeddingModel, dict[str, Any], list[str]]:
+    """The class-embedding model of a training checkpoint, the run's composed config, and the dropped heads.
+
+    Keeps `model.*` weights; everything else (PARADE heads under `auxiliary.*`, losses) is dropped.
+    """
     saved = load_checkpoint(checkpoint)
     try:
-        model_cfg = saved["hyper_parameters"]["config"]["model"]
+        config = saved["hyper_parameters"]["config"]
+        model_cfg = config["model"]
     except (KeyError, TypeError):
         raise ValueError(
             f"{checkpoint} is not a fairdml training checkpoint (no hyper_parameters.config.model)"
@@ -31,18 +43,68 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, extra: dict | Non
     model = EmbeddingModel(model_cfg["backbone"], model_cfg["embedding_dim"], None, **model_cfg["backbone_kwargs"])
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     dropped = sorted({k.split(".")[1] for k in state if k.startswith("auxiliary.")})
+    return model.eval(), config, dropped
+
+
+def write_model_files(
+    model: EmbeddingModel,
+    targets: dict[str, Path],
+    run_config: dict[str, Any],
+    source: dict[str, Any],
+    extra: dict | None = None,
+) -> dict[str, Path]:
+    """Write `targets` ("weights" and "config", the Hub pair; "pt" too when given) all, or none of them.
+
+    `run_config`: the run's composed config (its data section gives the preprocessing config.json records);
+    `source`: where the weights come from, kept in config.json's fairdml section.
+    """
+    config = hub_config(model, preprocessing_of(run_config), source)
+    with contextlib.ExitStack() as stack:  # every file goes to a temporary name first; renamed in when all are done
+        temporary = {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
+        if "pt" in temporary:
+            save_embedding_model(model, temporary["pt"], extra=extra)
+        save_hub_folder(model, temporary["weights"], temporary["config"], config)
+    return targets
+
+
+def selected_by(selection: dict[str, Any]) -> dict[str, Any] | None:
+    """The monitor, mode and score a run selected its checkpoint by (selection.json), for config.json."""
+    return {key: selection[key] for key in ("monitor", "mode", "score") if key in selection} or None
+
+
+def export_checkpoint(
+    checkpoint: str | Path, out: str | Path, extra: dict | None = None, run_dir: Path | None = None
+) -> dict[str, Path]:
+    """Write `out` (.pt) and, beside it, model.safetensors + config.json of a training checkpoint's model.
+
+    `run_dir`: the run whose selected checkpoint this is (`extra["selection"]`): config.json then names the run,
+    the selection and the run's report.json (relative to the folder), which describes exactly these weights.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    model, config, dropped = load_trained_model(checkpoint)
     if dropped:
         message = f"export: dropped training-only heads {dropped} (e.g. PARADE's attribute head)"
         log.warning(message)
         print(message)
+    selection = (extra or {}).get("selection") or {}
+    report = RunPaths(run_dir).report if run_dir is not None else None
+    source = {
+        "run": run_dir.name if run_dir is not None else None,
+        "source_file": selection.get("checkpoint") or checkpoint.name,
+        "selected_by": selected_by(selection),
+        "dropped_heads": dropped,
+        "report": os.path.relpath(report, out.parent) if report is not None and report.is_file() else None,
+    }
+    targets = {"pt": out, "weights": out.parent / WEIGHTS_FILE, "config": out.parent / CONFIG_FILE}
     extra = {"checkpoint": str(checkpoint), "dropped": dropped, **(extra or {})}
-    return save_embedding_model(model, out, extra=extra)
+    return write_model_files(model, targets, config, source, extra=extra)
 
 
 def export_run(source: str, out: str | None = None, overwrite: bool = False) -> Path:
-    """Export a run folder's selected checkpoint (or a given .ckpt) to `out`.
+    """Export a run folder's selected checkpoint (or a given .ckpt); returns the .pt written.
 
-    Default `out`: `<run>/model.pt` (refused when it exists, as it does after training) or `<ckpt>.pt`.
+    `out`: a .pt file, or a folder (it gets model.pt). Default: `<run>/model.pt` (refused when it exists, as it
+    does after training) or `<ckpt>.pt`. model.safetensors and config.json go beside the .pt.
     """
     path = Path(source)
     selection: dict = {}
@@ -51,12 +113,27 @@ def export_run(source: str, out: str | None = None, overwrite: bool = False) -> 
         checkpoint, default_out = path / selection["checkpoint"], RunPaths(path).model
     else:
         checkpoint, default_out = path, path.with_suffix(".pt")
-    target = Path(out) if out else default_out
-    if target.is_dir():
-        raise IsADirectoryError(f"--out {target} is a folder; name the .pt file to write")
-    if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; name another file with --out, or replace it with --overwrite")
-    written = export_checkpoint(checkpoint, target, extra={"selection": selection} if selection else None)
+    target = _pt_target(Path(out)) if out else default_out
+    for existing in (target, target.parent / WEIGHTS_FILE, target.parent / CONFIG_FILE):
+        if existing.exists() and not overwrite:
+            raise FileExistsError(
+                f"{existing} exists; name another file or folder with --out, or replace it with --overwrite"
+            )
+    extra = {"selection": selection} if selection else None
+    written = export_checkpoint(checkpoint, target, extra=extra, run_dir=path if selection else None)
     chosen = f" (selected by {selection['monitor']} = {selection['score']})" if selection.get("monitor") else ""
-    print(f"fairdml: exported the class-embedding model of {checkpoint}{chosen} to {written}")
-    return written
+    names = f"{written['pt']}, {written['weights'].name} and {written['config'].name}"
+    print(f"fairdml: exported the class-embedding model of {checkpoint}{chosen} to {names}")
+    folder = str(target.parent)
+    load = f"from fairdml.models.hub_folder import load_hub_folder; model = load_hub_folder({folder!r})"
+    print(f"fairdml: load it back with: {load}")
+    return written["pt"]
+
+
+def _pt_target(out: Path) -> Path:
+    """`--out`: a .pt file, or a folder (an existing one, or a name without a suffix) that gets model.pt."""
+    if out.is_dir() or not out.suffix:
+        return out / MODEL_FILE
+    if out.name in (WEIGHTS_FILE, CONFIG_FILE):
+        raise ValueError(f"--out {out}: {out.name} is the name of the Hub pair written beside the .pt; name a .pt file")
+    return out

@@ -177,7 +177,33 @@ def _finished_before(folder: Path) -> dict[str, dict]:
 
 def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrite: bool = False) -> Path:
     """Run the grid, record each run, then write the summary table and the trade-off plot. The same grid
-    again keeps its finished runs; another grid in the same folder is refused unless `overwrite`."""
+    again keeps its finished runs; another grid in the same folder is refused unless `overwrite`.
+
+    Every run's config is composed and checked before the first run starts; each run is its own `fairdml train`
+    process in `<sweep_dir>/<NNN>/`, so one that fails (its train.log says why) does not stop the others.
+
+    Args:
+        overrides: `fairdml train -m` overrides; `key=a,b` (or Hydra's `range(...)`, `choice(...)`) sweeps a key.
+        sweep_dir: the sweep's folder; None: `<output_dir>/sweeps/<experiment>_<time>`.
+        overwrite: clear the runs of another grid found in `sweep_dir` instead of refusing.
+
+    Returns:
+        The sweep folder: sweep.json, summary.csv, summary.md and one subfolder per run.
+
+    Example:
+        The grid below is four runs (`expand_sweep`), minutes of training; a key that does not exist fails before
+        any run starts:
+
+        >>> overrides = ["loss=margin,triplet", "seed=0,1", "model=tiny", "trainer.max_epochs=1"]
+        >>> jobs, swept = expand_sweep(overrides)
+        >>> len(jobs), swept, jobs[1]
+        (4, ['loss', 'seed'], ['loss=margin', 'seed=1', 'model=tiny', 'trainer.max_epochs=1'])
+        >>> folder = run_local_sweep(overrides, sweep_dir="outputs/sweeps/loss")  # doctest: +SKIP
+        >>> run_local_sweep(["model.embeding_dim=32,64"])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: bad configuration: ...Did you mean 'model.embedding_dim'?
+    """
     jobs, swept = expand_sweep(overrides)
     _check_jobs(jobs)
     folder = _sweep_dir(jobs[0], sweep_dir)

@@ -39,7 +39,7 @@ def _metrics_rows(run_dir: Path) -> list[dict]:
 
 
 def _validated(run_dir: Path) -> list[int]:
-    return [int(row["epoch"]) for row in _metrics_rows(run_dir) if row.get("val/recall@1")]
+    return [int(row["epoch"]) for row in _metrics_rows(run_dir) if row.get("val/recall_at_1")]
 
 
 # -- run folders ---------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_export_uses_the_recorded_selection_and_never_overwrites(tiny_overrides,
     selection = json.loads((run_dir / "selection.json").read_text())
     assert selection["checkpoint"].startswith("checkpoints/best-") and selection["validated_epochs"] == [0, 1]
     # the selection is the best score among the validated epochs, by the monitored key
-    scores = [float(row["val/recall@1"]) for row in _metrics_rows(run_dir) if row.get("val/recall@1")]
+    scores = [float(row["val/recall_at_1"]) for row in _metrics_rows(run_dir) if row.get("val/recall_at_1")]
     assert selection["score"] == pytest.approx(max(scores))
 
     err = cli_error(capsys, ["export", str(run_dir)])

@@ -75,7 +75,7 @@ def test_overwrite_clears_only_what_the_run_wrote(finished, tmp_path, capsys):
     assert "kept" in capsys.readouterr().out
     assert json.loads((run_dir / "report.json").read_text())["meta"]["seed"] == 1
     assert not [p.name for p in (run_dir / "checkpoints").iterdir() if "-v" in p.name]  # no copies beside old ones
-    assert [int(r["epoch"]) for r in _rows(run_dir) if r.get("val/recall@1")] == [0, 1]  # no old rows appended
+    assert [int(r["epoch"]) for r in _rows(run_dir) if r.get("val/recall_at_1")] == [0, 1]  # no old rows appended
 
 
 # -- resume: the same run, or refused before any write ----------------------------------------------------------
@@ -210,7 +210,7 @@ def test_a_monitored_group_absent_from_validation_is_refused(tiny_overrides):
 
     from fairdml.train import check_before_training
 
-    cfg = compose_config([*tiny_overrides, "checkpoint.monitor='val/recall@1/group=minority'"])
+    cfg = compose_config([*tiny_overrides, "checkpoint.monitor='val_groups/recall_at_1/minority'"])
     view = SimpleNamespace(attribute_column=lambda name: np.zeros(10, dtype=np.int64))  # majority only
     datamodule = SimpleNamespace(views={"val": view}, group_attribute="style", group_names=["majority", "minority"])
     with pytest.raises(ValueError, match=r"validation split has no sample of group 'minority' \(it has \['majority'\]"):

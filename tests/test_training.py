@@ -54,12 +54,12 @@ def test_train_writes_run_folder_and_checkpoint_round_trips(tiny_overrides, tmp_
     run_dir = run_training(compose_config([*tiny_overrides, f"run_dir={tmp_path / 'run'}"]))
     for name in ("config.yaml", "report.json", "embeddings_test.npz", "data_summary.json", "model.pt"):
         assert (run_dir / name).is_file(), name
-    assert (run_dir / "csv" / "metrics.csv").read_text().count("val/recall@1") >= 1
+    assert (run_dir / "csv" / "metrics.csv").read_text().count("val/recall_at_1") >= 1
     report = json.loads((run_dir / "report.json").read_text())
     assert set(report["groups"]) == {"majority", "minority"}
     # intervals by default (class-level bootstrap): recall@1 overall, every group and the gap
     assert set(report["intervals"]["recall@1"]) == {"overall", "majority", "minority", "gap"}
-    assert "test/recall@1/gap/low" in (run_dir / "csv" / "metrics.csv").read_text()
+    assert "test/recall_at_1/gap/low" in (run_dir / "csv" / "metrics.csv").read_text()
     summary = json.loads((run_dir / "data_summary.json").read_text())
     assert report["n"] == summary["splits"]["test"]["n"]
     saved = np.load(run_dir / "embeddings_test.npz")
@@ -90,7 +90,7 @@ def test_resume_continues_from_last_checkpoint(tiny_overrides, tmp_path):
     assert second["global_step"] == 2 * first["global_step"]
     # the history survives the resume, and epoch 0 was trained once (continued, not restarted)
     with open(run_dir / "csv" / "metrics.csv", newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row.get("val/recall@1")]
+        rows = [row for row in csv.DictReader(file) if row.get("val/recall_at_1")]
     assert [int(row["epoch"]) for row in rows] == [0, 1]
 
 
@@ -154,7 +154,7 @@ def test_every_epoch_trains_the_same_number_of_steps(tiny_overrides, tmp_path):
     run_training(compose_config([*tiny_overrides, f"run_dir={run_dir}", "trainer.max_epochs=3",
                                  "evaluation.test_after_fit=false"]))  # fmt: skip
     with open(run_dir / "csv" / "metrics.csv", newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row.get("val/recall@1")]
+        rows = [row for row in csv.DictReader(file) if row.get("val/recall_at_1")]
     steps = [int(row["step"]) + 1 for row in rows]
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
     assert steps[0] > 0 and steps == [steps[0] * (epoch + 1) for epoch in range(3)]

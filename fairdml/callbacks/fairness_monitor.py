@@ -4,7 +4,7 @@ A user's module need not know fairdml: the monitor takes each validation and tes
 describes it (`image`, `label` (B,), `attributes` (B, A), optionally `index` (B,)), the embeddings from what the
 step returned (a (B, D) tensor, or a dict with "embeddings") or else from `module(batch["image"])`, and feeds
 `EmbeddingFairness`. It logs every validation's per-group figures with `log_dict` (so checkpoint callbacks can
-monitor `val/recall@1/worst`), and after the test writes report.json, report.csv, the test embeddings and the
+monitor `val/recall_at_1/worst`), and after the test writes report.json, report.csv, the test embeddings and the
 model card into `out_dir`. A `MitigationHost` module's mitigations (PARADE's measured de-correlation) join the
 report, as in `fairdml train`.
 """

@@ -1,21 +1,19 @@
 """Callbacks from the config's `callbacks:` group: each entry names its class in `_target_`, the rest are its
-keyword arguments (as lightning-hydra-template does). The class's own signature is the schema: an unknown
-key is reported with the valid ones before any work, and the constructor's own checks run at once.
-"""
+keyword arguments (`fairdml.targets.build_target` checks them against the class's signature)."""
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fairdml.mitigations.base import Mitigation, plain_values
+from fairdml.targets import build_target
 
 
 def build_callbacks(entries: Mapping[str, Any] | DictConfig | None) -> tuple[list[Callback], list[str]]:
@@ -55,23 +53,11 @@ def instantiate_callbacks(entries: Mapping[str, Any] | DictConfig | None) -> lis
 
 
 def _build_one(key: str, entry: Any) -> Callback:
-    where = f"callbacks.{key}"
     if not isinstance(entry, dict) or "_target_" not in entry:
         raise ValueError(
-            f"{where}: no _target_ (the callback's class): add the callback first, e.g. `callbacks={key}`"
+            f"callbacks.{key}: no _target_ (the callback's class): add the callback first, e.g. `callbacks={key}`"
         )
-    try:
-        cls = get_class(entry["_target_"])
-    except (ImportError, ValueError, InstantiationException) as error:
-        raise ValueError(f"{where}._target_={entry['_target_']!r} cannot be imported: {_cause(error)}") from None
-    _check_keys(where, cls, entry)
-    try:
-        callback = instantiate(entry, _convert_="all")
-    except InstantiationException as error:
-        raise ValueError(f"{where}: {_cause(error)}") from None
-    if not isinstance(callback, Callback):
-        raise ValueError(f"{where}._target_={entry['_target_']!r} is not a Lightning Callback")
-    return callback
+    return build_target(f"callbacks.{key}", entry, Callback, "a Lightning Callback")
 
 
 def signature_defaults(entries: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -90,23 +76,3 @@ def signature_defaults(entries: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             if p.name != "self" and p.default is not inspect.Parameter.empty
         }
     return defaults
-
-
-def _check_keys(where: str, cls: type, entry: dict) -> None:
-    """Unknown keys, named with the valid ones and the closest match (the constructor's signature)."""
-    parameters = inspect.signature(cls.__init__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    valid = [name for name in parameters if name != "self"]
-    unknown = [key for key in entry if not key.startswith("_") and key not in valid]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], valid, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(f"{where}: unknown key(s) {unknown}{hint}; valid keys of {cls.__name__}: {valid}")
-
-
-def _cause(error: BaseException) -> str:
-    """The constructor's own message, not Hydra's wrapper."""
-    while error.__cause__ is not None:
-        error = error.__cause__
-    return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__

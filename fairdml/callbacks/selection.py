@@ -17,7 +17,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from fairdml.group_names import marginal_groups
-from fairdml.metrics.spec import metric_specs, report_log_keys, summary_higher_is_better
+from fairdml.metrics.spec import legacy_log_key, metric_specs, report_log_keys, summary_higher_is_better
 
 _TRAIN_LOSS = re.compile(r"^train/loss(_[A-Za-z0-9_]+)?$")  # train/loss, train/loss_<term>
 
@@ -36,12 +36,18 @@ def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
     if mode not in ("min", "max"):
         raise ValueError(f"checkpoint.mode must be 'min' or 'max', got {mode!r}")
     if monitor not in valid_keys and not _TRAIN_LOSS.match(monitor):
+        renamed = legacy_log_key(monitor)
+        if renamed is not None and renamed in valid_keys:
+            raise ValueError(
+                f"checkpoint.monitor={monitor!r} is fairdml 0.1's key style; the logged key is now {renamed!r} "
+                "(keys every Lightning logger accepts: docs/tracking.md)"
+            )
         close = difflib.get_close_matches(monitor, valid_keys, n=3, cutoff=0.6)
         hint = f" Closest: {', '.join(close)}." if close else ""
-        examples = "val/recall@1, val/recall@1/worst (mode max), val/recall@1/gap (mode min), train/loss"
+        examples = "val/recall_at_1, val/recall_at_1/worst (mode max), val/recall_at_1/gap (mode min), train/loss"
         raise ValueError(
             f"checkpoint.monitor={monitor!r} is not a logged key.{hint} Valid keys are val/<metric>, "
-            f"val/<metric>/group=<group>, val/<metric>/gap|ratio|worst and train/loss, e.g. {examples}."
+            f"val_groups/<metric>/<group>, val/<metric>/gap|ratio|worst and train/loss, e.g. {examples}."
         )
     higher_is_better = summary_higher_is_better(monitor)
     if higher_is_better is False and mode == "max":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from fairdml.config import DataConfig
+from fairdml.config_keywords import Keywords, keyword_config
 from fairdml.data.base import DatasetView, DMLDataset
 from fairdml.data.decoded_cache import CROP_SCALE, DecodedImages, DecodedView, build_decoded_cache
 from fairdml.data.device_augment import finish_images
@@ -34,6 +37,15 @@ def build_transforms(cfg: DataConfig, train: bool) -> v2.Compose:
     return v2.Compose(steps)
 
 
+# DMLDataModule's keyword settings: the keys of the `data` block (`DataConfig`), by their own names.
+DATA_KEYWORDS = Keywords(
+    owner="DMLDataModule",
+    keys={item.name: f"data.{item.name}" for item in dataclasses.fields(DataConfig)},
+    presets={"name": "data"},
+    merged=frozenset({"options"}),
+)
+
+
 class DMLDataModule(L.LightningDataModule):
     """Splits by class, under-represents the minority in training only, and batches m samples per class.
 
@@ -41,9 +53,16 @@ class DMLDataModule(L.LightningDataModule):
     the groups that metrics compare; `group_names[code]` is each group's name ("A=1|B=0" when crossed).
 
     Args:
-        cfg: the `data` block of a training config (`fairdml.config.DataConfig`).
+        cfg: the `data` block of a training config (`fairdml.config.DataConfig`); None: the default one
+            (`compose_config([]).data`) with `settings` applied.
         seed: seeds the split, the imbalance and the sampler.
         dataset: a dataset object to use instead of building `cfg.name` from the registry.
+        **settings: without `cfg`: any key of the data block by name (`batch_size=32`, `minority_share=0.2`,
+            ...); `name` picks a configs/data preset (or a registered dataset, with the schema's defaults), and
+            `options` (the dataset's keyword arguments) merge into the preset's.
+
+    Raises:
+        ValueError: one line, for an unknown keyword (naming the closest one) or a value out of range.
 
     Example:
         >>> from fairdml.config import compose_config
@@ -51,9 +70,24 @@ class DMLDataModule(L.LightningDataModule):
         >>> datamodule.setup()
         >>> sorted(datamodule.views), datamodule.group_attribute, datamodule.group_names
         (['test', 'train', 'val'], 'style', ['majority', 'minority'])
+        >>> small = DMLDataModule(options={"num_classes": 20, "samples_per_class": 8}, batch_size=16)
+        >>> small.cfg.batch_size, small.cfg.options.num_classes, small.cfg.options.samples_per_class
+        (16, 20, 8)
     """
 
-    def __init__(self, cfg: DataConfig, seed: int = 0, dataset: DMLDataset | None = None):
+    def __init__(
+        self,
+        cfg: DataConfig | DictConfig | None = None,
+        seed: int = 0,
+        dataset: DMLDataset | None = None,
+        **settings: Any,
+    ):
+        if cfg is not None and settings:
+            raise TypeError(
+                f"DMLDataModule takes a data config or keyword settings, not both (got cfg and {sorted(settings)})"
+            )
+        if cfg is None:
+            cfg = keyword_config(DATA_KEYWORDS, settings).data
         super().__init__()
         self.cfg, self.seed = cfg, seed
         self._dataset = dataset

@@ -30,15 +30,35 @@ PATH_FORM = "'package.module:factory'"
 
 
 def register_dataset(name: str) -> Callable:
-    """Class decorator: make a DMLDataset available as `data.name=<name>` in configs.
+    """Class decorator: make a DMLDataset (or a function that returns one) available as `data.name=<name>`.
 
-    Example (docs/extending.md, "A dataset reader", has a whole reader):
-        >>> @register_dataset("my_faces")
-        ... class MyFaces(DMLDataset):
-        ...     ...
-        >>> DATASETS["my_faces"] is MyFaces
-        True
-        >>> _ = DATASETS.pop("my_faces")  # the registry is per process
+    Args:
+        name: the name configs and `DMLDataModule(name=...)` select it by; its keyword arguments are
+            `data.options`.
+
+    Raises:
+        ValueError: for a name with ':' (which marks the `package.module:factory` form) or one registered twice.
+
+    Example:
+        Four 8×8 grey squares per class, odd classes "dark" (docs/extending.md, "A dataset reader", has a whole
+        reader); the data module builds it by name:
+
+        >>> import numpy as np
+        >>> from PIL import Image
+        >>> @register_dataset("grey_squares")
+        ... class GreySquares(DMLDataset):
+        ...     attribute_names, attribute_values = ("tone",), (("light", "dark"),)
+        ...     def __init__(self, num_classes: int = 20):
+        ...         self.labels = np.arange(num_classes).repeat(4)
+        ...         self.attributes = (self.labels[:, None] % 2).astype(np.int64)
+        ...     def load_image(self, index: int) -> Image.Image:
+        ...         return Image.new("RGB", (8, 8), (250 - 10 * int(self.labels[index]),) * 3)
+        >>> from fairdml import DMLDataModule
+        >>> datamodule = DMLDataModule(name="grey_squares", options={"num_classes": 20}, sensitive_attribute="tone")
+        >>> datamodule.setup()
+        >>> datamodule.group_names, len(datamodule.views["test"])
+        (['light', 'dark'], 24)
+        >>> _ = DATASETS.pop("grey_squares")  # the registry is per process
     """
     if ":" in name:
         raise ValueError(f"dataset name {name!r} may not contain ':', which marks the {PATH_FORM} form")

@@ -14,7 +14,7 @@ from torchmetrics.utilities import dim_zero_cat
 from fairdml.group_names import attribute_of_gap_key, gap_key
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.settings import ReportSettings
-from fairdml.metrics.spec import LogKey, report_log_keys
+from fairdml.metrics.spec import LogKey, group_key, overall_key, report_log_keys
 from fairdml.numbers import finite_number
 
 
@@ -40,7 +40,7 @@ class EmbeddingFairness(Metric):
     `settings` (a `ReportSettings`, checked here so a bad option fails before training) holds the report's
     options; keyword options of `ReportSettings` (ks=, seed=, leakage=, min_group_size=, ...) build or
     override it, and any other keyword goes to torchmetrics' `Metric`. E.g. `min_group_size`: groups with
-    fewer samples are flagged "small" and not picked as worst, so `val/recall@1/worst` is not a one-sample
+    fewer samples are flagged "small" and not picked as worst, so `val/recall_at_1/worst` is not a one-sample
     group's noise.
 
     Args:
@@ -55,8 +55,9 @@ class EmbeddingFairness(Metric):
         >>> report = metric.compute()
         >>> report["overall"]["recall@1"], sorted(report["groups"])
         (1.0, ['a', 'b'])
-        >>> metric.compute_flat("val")["val/recall@1/group=b"]  # ready for self.log_dict
-        1.0
+        >>> flat = metric.compute_flat("val")  # ready for self.log_dict, in any Lightning logger
+        >>> flat["val/recall_at_1"], flat["val_groups/recall_at_1/b"], flat["val/recall_at_1/gap"]
+        (1.0, 1.0, 0.0)
     """
 
     is_differentiable = False
@@ -79,7 +80,7 @@ class EmbeddingFairness(Metric):
 
     def compute_flat(self, prefix: str = "") -> dict[str, float]:
         """The report as scalars for `LightningModule.log_dict` (`flatten_report`'s keys, e.g.
-        `val/recall@1/group=minority`, `val/recall@1/gap`); `compute()` keeps the nested report."""
+        `val_groups/recall_at_1/minority`, `val/recall_at_1/gap`); `compute()` keeps the nested report."""
         return flatten_report(self.compute(), prefix)
 
     def update(self, embeddings: Tensor, labels: Tensor, groups: Tensor, indices: Tensor | None = None) -> None:
@@ -130,11 +131,12 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
     """Logger-friendly scalars from a report; None/NaN values are skipped (loggers reject them).
 
     Keys (`report_log_keys`, shared with the checkpoint monitor's check): `{prefix}/{metric}` (overall),
-    `{prefix}/{metric}/group=<name>`, and per metric with groups `{prefix}/{metric}/gap` (max - min),
+    `{prefix}_groups/{metric}/{group}`, and per metric with groups `{prefix}/{metric}/gap` (max - min),
     `{prefix}/{metric}/ratio` (min / max) and `{prefix}/{metric}/worst` (the worst group's value, so a
-    checkpoint callback can monitor e.g. `val/recall@1/worst`, mode max); crossed groups add each attribute's
+    checkpoint callback can monitor e.g. `val/recall_at_1/worst`, mode max); crossed groups add each attribute's
     marginal groups and `{prefix}/<attribute>/{metric}/gap|ratio|worst`. Each interval of the report adds
-    `<its figure's key>/low` and `/high` (e.g. `test/recall@1/gap/low`).
+    `<its figure's key>/low` and `/high` (e.g. `test/recall_at_1/gap/low`). Names pass through `log_name`
+    (`recall@1` -> `recall_at_1`), so every Lightning logger (MLflow's strict names too) takes the keys.
     """
     overall, groups, gaps = report.get("overall", {}), report.get("groups", {}), report.get("gaps", {})
     marginals = report.get("marginals") or {}
@@ -158,17 +160,16 @@ def flatten_report(report: dict, prefix: str = "val") -> dict[str, float]:
 
 
 def _interval_key(prefix: str, metric: str, where: str) -> str:
-    """Where an interval is logged, beside the figure it bounds: `{prefix}/{metric}` (overall),
-    `.../group=<name>`, `.../gap`, and `{prefix}/<attribute>/{metric}/gap` for a marginal set's gap."""
-    head = f"{prefix}/" if prefix else ""
+    """Where an interval is logged: beside the figure it bounds (`{prefix}/{metric}`, its group's key, its gap's
+    key, an attribute's marginal gap's key)."""
     if where == "overall":
-        return f"{head}{metric}"
+        return overall_key(prefix, metric)
     if where == gap_key():
-        return f"{head}{metric}/gap"
+        return f"{overall_key(prefix, metric)}/gap"
     attribute = attribute_of_gap_key(where)
     if attribute is not None:
-        return f"{head}{attribute}/{metric}/gap"
-    return f"{head}{metric}/group={where}"
+        return f"{overall_key(prefix, metric, attribute)}/gap"
+    return group_key(prefix, metric, where)
 
 
 def _log_value(key: LogKey, overall: dict, groups: dict, gaps: dict) -> Any:

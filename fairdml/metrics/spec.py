@@ -36,9 +36,23 @@ class MetricSpec:
     it runs (this module stays free of torch). The function is called as `fn(embeddings (N, D) L2-normalised,
     labels (N,), settings: ReportSettings) -> float | None` once on all samples and once per group; None
     means undefined (say why with a `FairnessMetricWarning`: the report lists it under "warnings").
+
+    Args:
+        name: the report's key (`report["groups"][group][name]`); its log key is `log_name(name)`.
+        label: the card's column header and definition label.
+        definition: one line for the card.
+        higher_is_better: decides each gap's worst group and the card's arrow.
+        scope: "per_query", "per_set" or "overall".
+        compute: "module:function" of a per_set metric (None for the other scopes).
+
+    Example:
+        >>> spec = MetricSpec("spread", "Spread", "mean distance to the centroid", higher_is_better=False,
+        ...                   scope="per_set", compute="my_package.metrics:spread")
+        >>> spec.per_group, log_name("recall@1")
+        (True, 'recall_at_1')
     """
 
-    name: str  # report and log key, e.g. "recall@1"
+    name: str  # report key, e.g. "recall@1" (logged as "recall_at_1")
     label: str  # the card's column header and definition label
     definition: str  # one line for the card
     higher_is_better: bool
@@ -139,7 +153,12 @@ def register_metric(spec: MetricSpec) -> MetricSpec:
     is imported, so each DDP process has it). The report, its group gaps and worst group, the log keys, the
     checkpoint monitor's valid keys and the card's labels all follow the spec; returns it.
 
-    Example (docs/extending.md, "A metric", has a whole one):
+    Args:
+        spec: a per_set `MetricSpec` whose name is new (a built-in or registered name is refused).
+
+    Example:
+        (docs/extending.md, "A metric", has a whole one)
+
         >>> spec = MetricSpec("my_spread", "My spread", "what it measures", higher_is_better=False,
         ...                   scope="per_set", compute="my_package.metrics:my_spread")
         >>> register_metric(spec) is spec, metric_spec("my_spread").label
@@ -176,9 +195,77 @@ GAP_SUMMARIES: dict[str, bool] = {"gap": False, "ratio": True, "worst": True}
 
 
 def summary_higher_is_better(key: str) -> bool | None:
-    """Direction of a log key ending in a gap summary (`.../gap`, `/ratio`, `/worst`); None for other keys."""
+    """Direction of a log key ending in a gap summary (`.../gap`, `/ratio`, `/worst`); None for other keys (a
+    per-group key whose group is named "gap" included: it lives in the `_groups` section)."""
     head, _, suffix = key.rpartition("/")
-    return GAP_SUMMARIES.get(suffix) if head else None
+    if not head or is_groups_section(key.split("/", 1)[0]):
+        return None
+    return GAP_SUMMARIES.get(suffix)
+
+
+# Logger keys. MLflow's names are the strictest of Lightning's loggers (letters, digits, `_ - . space` and `/`
+# between parts); CSV, TensorBoard and W&B take those too, so one key style serves every logger. W&B makes
+# the part before the first `/` a panel section: per-group figures get their own (`val_groups`), so the
+# headline figures (`val/recall_at_1`, `.../gap`, `.../worst`) are not lost among one panel per group.
+GROUPS_SECTION = "groups"
+_LOG_UNSAFE = re.compile(r"[^\w.\- ]")
+
+
+def log_name(text: str) -> str:
+    """A metric, group or attribute name as one part of a logger key: `@` reads `_at_`, a crossed group's `=`
+    and `|` read `-` and `.`, any other character MLflow refuses (a `/` too) reads `_`.
+
+    Example:
+        >>> log_name("recall@1"), log_name("Male=1|Pale_Skin=0"), log_name("a/b")
+        ('recall_at_1', 'Male-1.Pale_Skin-0', 'a_b')
+    """
+    text = text.replace("@", "_at_").replace("=", "-").replace("|", ".")
+    return _LOG_UNSAFE.sub("_", text)
+
+
+def overall_key(split: str, metric: str, attribute: str | None = None) -> str:
+    """`{split}/{metric}` (`{split}/{attribute}/{metric}` for an attribute's marginal figures)."""
+    parts = [split] if split else []
+    return "/".join([*parts, *([log_name(attribute)] if attribute else []), log_name(metric)])
+
+
+def group_key(split: str, metric: str, group: str) -> str:
+    """`{split}_groups/{metric}/{group}`: one group's figure, in its own W&B section."""
+    section = f"{split}_{GROUPS_SECTION}" if split else GROUPS_SECTION
+    return f"{section}/{log_name(metric)}/{log_name(group)}"
+
+
+def is_groups_section(part: str) -> bool:
+    return part == GROUPS_SECTION or part.endswith(f"_{GROUPS_SECTION}")
+
+
+def legacy_log_key(key: str) -> str | None:
+    """The current key of a key written in fairdml 0.1's style (`val/recall@1/group=minority`), or None when
+    `key` is not one; a config that still names an old key is told the new one instead of failing obscurely.
+
+    Example:
+        >>> legacy_log_key("val/recall@1/group=minority"), legacy_log_key("val/map@r/gap")
+        ('val_groups/recall_at_1/minority', 'val/map_at_r/gap')
+    """
+    if "@" not in key and "/group=" not in key:
+        return None
+    head, sep, group = key.partition("/group=")
+    if sep:
+        split, _, metric = head.rpartition("/")
+        return group_key(split, metric, group)
+    return "/".join(log_name(part) for part in key.split("/"))
+
+
+def check_log_names(names: Sequence[str], what: str) -> None:
+    """Two names that read the same as key parts would log into one key: refuse them, naming both."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(log_name(name), name)
+        if other != name:
+            raise ValueError(
+                f"{what} {other!r} and {name!r} both log as {log_name(name)!r} (logger keys allow letters, digits, "
+                "'_', '-', '.', ' '); rename one"
+            )
 
 
 @dataclass(frozen=True)
@@ -199,26 +286,28 @@ def report_log_keys(
     group_metrics: Sequence[str],
     marginals: Mapping[str, Sequence[str]] | None = None,
 ) -> list[LogKey]:
-    """The logger keys of a report for `split` ("" for none), in logging order: `{split}/{metric}` (overall),
-    `{split}/{metric}/group=<name>`, then `{split}/{metric}/gap|ratio|worst` per metric with groups. With
-    crossed groups, `marginals` (attribute -> its marginal group names) adds `{split}/{metric}/group=A=1` and
-    `{split}/A/{metric}/gap|ratio|worst` per attribute.
+    """The logger keys of a report for `split`, in logging order: `{split}/{metric}` (overall),
+    `{split}_groups/{metric}/{group}`, then `{split}/{metric}/gap|ratio|worst` per metric with groups. With
+    crossed groups, `marginals` (attribute -> its marginal group names) adds `{split}_groups/{metric}/A-1` and
+    `{split}/A/{metric}/gap|ratio|worst` per attribute. Names are written by `log_name`
+    (`val/recall_at_1/gap`, `val_groups/map_at_r/Male-1.Pale_Skin-0`).
 
     The one key scheme: `flatten_report` fills these keys with values, `validation_keys` lists them for a
     checkpoint monitor, so a logged key and a key the monitor accepts cannot diverge.
     """
-    prefix = f"{split}/" if split else ""
-    keys = [LogKey(f"{prefix}{metric}", metric) for metric in overall_metrics]
-    sets = [(None, "", group_names), *((a, f"{a}/", names) for a, names in (marginals or {}).items())]
-    for attribute, _, names in sets:
+    check_log_names([*overall_metrics, *group_metrics], "metrics")
+    sets = [(None, group_names), *((a, names) for a, names in (marginals or {}).items())]
+    check_log_names([name for _, names in sets for name in names], "groups")
+    keys = [LogKey(overall_key(split, metric), metric) for metric in overall_metrics]
+    for attribute, names in sets:
         keys += [
-            LogKey(f"{prefix}{metric}/group={group}", metric, group=group, attribute=attribute)
+            LogKey(group_key(split, metric, group), metric, group=group, attribute=attribute)
             for group in names
             for metric in group_metrics
         ]
-    for attribute, infix, _ in sets:
+    for attribute, _ in sets:
         keys += [
-            LogKey(f"{prefix}{infix}{metric}/{summary}", metric, summary=summary, attribute=attribute)
+            LogKey(f"{overall_key(split, metric, attribute)}/{summary}", metric, summary=summary, attribute=attribute)
             for metric in group_metrics
             for summary in GAP_SUMMARIES
         ]

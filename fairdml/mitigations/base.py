@@ -13,17 +13,18 @@ de-correlation). The card loops over these entries, so a new mitigation needs no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import lightning as L
 from lightning.pytorch.core.mixins import HyperparametersMixin
-from torch import nn
+from torch import Tensor, nn
 
 from fairdml.errors import MitigationNotWiredError
-from fairdml.models.module import LossTerm
 from fairdml.numbers import strict_json
 
 REPORT_KEY = "mitigations"
+LossTerm = Callable[[Any, dict], dict[str, Tensor]]  # (host module, step) -> named loss terms
 
 
 @runtime_checkable
@@ -41,6 +42,17 @@ class MitigationHost(Protocol):
     - `test_step` returns `{"features", "embeddings"}` of the batch, for mitigations that measure at the test.
     - `feature_dim` (F) and `embedding_dim` (D); `reports`, a dict the mitigations' report entries go into
       (`reports["test"]["mitigations"][name]`).
+
+    A mitigation checks its module with `require_host` in `setup`, which names every missing member.
+
+    Example:
+        >>> from fairdml import DMLModule
+        >>> module = DMLModule(embedding_dim=32, num_classes=10, group_names=["a", "b"], group_attribute="style")
+        >>> isinstance(module, MitigationHost), isinstance(L.LightningModule(), MitigationHost)
+        (True, False)
+        >>> module.add_auxiliary("probe", nn.Linear(module.feature_dim, 2))  # trained at optim.lr
+        >>> list(module.auxiliary), module.embedding_dim
+        (['probe'], 32)
     """
 
     auxiliary: nn.ModuleDict

@@ -21,8 +21,11 @@ class GroupBalancedSampling(Mitigation):
         TypeError: in `setup`, when the trainer's data module cannot balance groups.
 
     Example:
-        >>> GroupBalancedSampling().describe()["settings"]
-        {}
+        >>> import lightning as L
+        >>> balanced = GroupBalancedSampling()  # no settings: it switches the data module's sampler over
+        >>> trainer = L.Trainer(max_epochs=1, callbacks=[balanced], logger=False, enable_progress_bar=False)
+        >>> balanced.describe()["title"]
+        'Group-balanced sampling'
     """
 
     name = "group_balanced"

@@ -113,8 +113,10 @@ class ReweightedLoss(_GroupLossHooks, Mitigation):
         ValueError: in `setup`, for a loss whose terms are not per sample, pair or triplet (proxy_anchor).
 
     Example:
-        >>> ReweightedLoss().describe()["settings"]
-        {}
+        >>> reweighted = ReweightedLoss()  # no settings: the weights come from the training split's counts
+        >>> trainer = L.Trainer(max_epochs=1, callbacks=[reweighted], logger=False, enable_progress_bar=False)
+        >>> inverse_frequency_weights(np.array([90, 10])).round(3).tolist()  # what a 90/10 split gets
+        [0.556, 5.0]
     """
 
     name = "reweighted"
@@ -169,8 +171,14 @@ class WorstGroupLoss(_GroupLossHooks, Mitigation):
         step_size: η, the exponentiated-gradient step of q (Sagawa et al. use 0.01); 0 keeps q uniform.
 
     Example:
-        >>> WorstGroupLoss(step_size=0.05).describe()["settings"]
+        >>> worst_group = WorstGroupLoss(step_size=0.05)
+        >>> trainer = L.Trainer(max_epochs=1, callbacks=[worst_group], logger=False, enable_progress_bar=False)
+        >>> worst_group.describe()["settings"]
         {'step_size': 0.05}
+        >>> WorstGroupLoss(step_size=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: worst_group step_size must be a number >= 0, got -1
     """
 
     name = "worst_group"

@@ -99,12 +99,13 @@ class Parade(Mitigation):
             that cannot be built with its kwargs); in `setup`, for an attribute the training data lacks.
 
     Example:
-        Any `MitigationHost` module and data with a `style` attribute (README, "Python API", trains one);
-        after `trainer.test`, `module.reports["test"]["mitigations"]["parade"]["measured"]["style"]` holds
-        the de-correlation a fresh P finds:
+        A callback of any Trainer, for any `MitigationHost` module and data with a `style` attribute (README,
+        "Python API", trains one); after `trainer.test`,
+        `module.reports["test"]["mitigations"]["parade"]["measured"]["style"]` holds the de-correlation a fresh
+        P finds:
 
         >>> parade = Parade(attributes=["style"], strength=0.1, encoder_objective="covariance")
-        >>> trainer = L.Trainer(max_epochs=2, callbacks=[parade], logger=False)  # doctest: +SKIP
+        >>> trainer = L.Trainer(max_epochs=2, callbacks=[parade], logger=False, enable_progress_bar=False)
         >>> parade.describe()["settings"]["strength"], parade.current_strengths()
         (0.1, [0.1])
         >>> Parade(strength=-1, schedule="exponential")  # doctest: +ELLIPSIS

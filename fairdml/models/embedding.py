@@ -17,6 +17,29 @@ from fairdml.models.heads import EmbeddingHead
 
 
 class EmbeddingModel(nn.Module):
+    """A timm backbone and a linear head to unit-norm class embeddings: what is evaluated, exported and deployed.
+
+    `spec` (backbone, embedding_dim, backbone_kwargs) is all an export needs to rebuild the model
+    (`save_embedding_model` / `load_embedding_model`); the weight sources only seed training, so it leaves them
+    out: an export carries its own weights.
+
+    Args:
+        backbone: any timm model name (`test_resnet` is timm's 0.37M-parameter ResNet for tests).
+        embedding_dim: D, the size of the embedding.
+        pretrained_path: a local weights file for the backbone; None: none.
+        pretrained: True loads timm's ImageNet weights through the Hugging Face hub cache.
+        **backbone_kwargs: passed to `timm.create_model`.
+
+    Example:
+        >>> import torch
+        >>> model = EmbeddingModel("test_resnet", embedding_dim=32)
+        >>> embeddings = model(torch.randn(2, 3, 32, 32))
+        >>> embeddings.shape, torch.allclose(embeddings.norm(dim=1), torch.ones(2))
+        (torch.Size([2, 32]), True)
+        >>> model.spec
+        {'backbone': 'test_resnet', 'embedding_dim': 32, 'backbone_kwargs': {}}
+    """
+
     def __init__(
         self,
         backbone: str,
@@ -25,8 +48,6 @@ class EmbeddingModel(nn.Module):
         pretrained: bool = False,
         **backbone_kwargs,
     ):
-        """`pretrained` (timm's hub cache) or `pretrained_path` (a local file) only seed training: the spec
-        leaves them out, since an export carries its own weights."""
         super().__init__()
         self.spec = {"backbone": backbone, "embedding_dim": embedding_dim, "backbone_kwargs": backbone_kwargs}
         self.backbone = create_backbone(backbone, pretrained_path, pretrained, **backbone_kwargs)

@@ -10,7 +10,7 @@ Callbacks extend training through two public methods instead of touching interna
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -19,17 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics.utilities import dim_zero_cat
 
+from fairdml.config import to_container
+from fairdml.config_keywords import Keywords, keyword_config
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, flatten_report
 from fairdml.metrics.settings import ReportSettings
+from fairdml.mitigations.base import LossTerm
 from fairdml.models.backbones import feature_dim
 from fairdml.models.embedding import EmbeddingModel
 from fairdml.models.precision import full_precision, without_autocast
 
 if TYPE_CHECKING:
     from fairdml.data.datamodule import DMLDataModule
-
-LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # (host module, step) -> named loss terms
 
 
 class NonfiniteWatch:
@@ -118,11 +119,104 @@ def compile_model(model: EmbeddingModel) -> None:
     model.head.compile()
 
 
+# DMLModule's keyword settings: the model, loss, optimiser and evaluation keys of the training config.
+MODULE_KEYWORDS = Keywords(
+    owner="DMLModule",
+    keys={
+        **{name: f"model.{name}" for name in (
+            "backbone", "embedding_dim", "pretrained", "pretrained_path", "backbone_kwargs", "compile",
+        )},
+        "loss": "loss.name", "loss_kwargs": "loss.kwargs", "miner": "loss.miner", "miner_kwargs": "loss.miner_kwargs",
+        "optimizer": "optim.name",
+        **{name: f"optim.{name}" for name in (
+            "lr", "backbone_lr", "loss_lr", "weight_decay", "momentum", "scheduler", "warmup_epochs", "step_size",
+            "gamma",
+        )},
+        **{name: f"evaluation.{name}" for name in (
+            "ks", "leakage", "val_leakage", "min_group_size", "bootstrap_resamples",
+        )},
+        **{name: name for name in ("seed", "nan_policy", "nonfinite_check_every")},
+    },
+    presets={"loss": "loss", "optimizer": "optim"},
+    merged=frozenset({"backbone_kwargs", "loss_kwargs", "miner_kwargs"}),
+    resets={"miner": ("loss.miner_kwargs",)},
+)  # fmt: skip
+
+
+def _resolve_config(config: dict | DictConfig | None, settings: dict[str, Any]) -> dict:
+    """The whole training config as a plain dict: `config` as given, or the default one with `settings`."""
+    if config is not None and settings:
+        raise TypeError(
+            f"DMLModule takes a whole config or keyword settings, not both (got config and {sorted(settings)}); "
+            "to change a config, compose it with the changes (fairdml.compose_config([...]))"
+        )
+    if config is None:
+        return to_container(keyword_config(MODULE_KEYWORDS, settings))
+    return to_container(config) if isinstance(config, DictConfig) else config
+
+
 class DMLModule(L.LightningModule):
-    def __init__(self, config: dict, num_classes: int, group_names: list[str], group_attribute: str):
-        """`config` is the plain-dict TrainConfig (plain so checkpoints load with weights_only=True)."""
+    """An `EmbeddingModel` trained with a pytorch-metric-learning loss and evaluated with the finDML report.
+
+    Built from a whole training config (`from_config`, or `config` here), or from keyword settings that
+    override the default config (`compose_config([])`, what `fairdml train` starts from). Either way the
+    module keeps the full config in its hyperparameters, so its checkpoints load with `load_from_checkpoint`.
+
+    Args:
+        config: the plain-dict training config (`fairdml.config.to_container`; plain so that checkpoints load
+            with `weights_only=True`); None: the default config with `settings` applied.
+        num_classes: classes of the training data (proxy losses and margin's per-class β need them).
+        group_names: the name of each group code of the sensitive attribute (the data module's).
+        group_attribute: the attribute whose groups the reports compare (the data module's).
+        **settings: without `config`: `backbone`, `embedding_dim`, `pretrained`, `pretrained_path`,
+            `backbone_kwargs`, `compile` (`model.*`); `loss` (a configs/loss preset, e.g. "triplet" with its
+            miner, or any `fairdml.losses` name), `loss_kwargs`, `miner`, `miner_kwargs` (`loss.*`; the kwargs
+            merge into the preset's); `optimizer` (a configs/optim preset or adamw/adam/sgd), `lr`,
+            `backbone_lr`, `loss_lr`, `weight_decay`, `momentum`, `scheduler`, `warmup_epochs`, `step_size`,
+            `gamma` (`optim.*`); `ks`, `leakage`, `val_leakage`, `min_group_size`, `bootstrap_resamples`
+            (`evaluation.*`); `seed`, `nan_policy`, `nonfinite_check_every`.
+
+    Raises:
+        ValueError: one line, for an unknown keyword (naming the closest one) or a value out of range.
+
+    Example:
+        >>> import lightning as L
+        >>> from fairdml import DMLDataModule
+        >>> datamodule = DMLDataModule(options={"num_classes": 20, "samples_per_class": 8}, batch_size=16)
+        >>> module = DMLModule(backbone="test_resnet", embedding_dim=32, loss="triplet", lr=3e-4,
+        ...                    num_classes=20, group_names=["majority", "minority"], group_attribute="style")
+        >>> module.config["loss"]["miner"], module.config["optim"]["lr"], module.embedding_dim
+        ('semihard', 0.0003, 32)
+        >>> trainer = L.Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+        >>> trainer.fit(module, datamodule=datamodule)
+        >>> module.reports["val"]["n"] > 0
+        True
+        >>> DMLModule(embeding_dim=32, num_classes=20, group_names=["a", "b"], group_attribute="style")
+        Traceback (most recent call last):
+        ...
+        ValueError: bad configuration: DMLModule has no keyword 'embeding_dim'. ... Did you mean 'embedding_dim'?
+    """
+
+    def __init__(
+        self,
+        config: dict | DictConfig | None = None,
+        num_classes: int | None = None,
+        group_names: Sequence[str] | None = None,
+        group_attribute: str | None = None,
+        **settings: Any,
+    ):
         super().__init__()
-        self.save_hyperparameters()
+        config = _resolve_config(config, settings)
+        if num_classes is None or group_names is None or group_attribute is None:
+            raise TypeError(
+                "DMLModule needs num_classes, group_names and group_attribute: the training data's classes and "
+                "groups (DMLModule.from_config reads them from a DMLDataModule)"
+            )
+        # the same four hyperparameters whichever way it was built: load_from_checkpoint passes them back
+        self.save_hyperparameters({
+            "config": config, "num_classes": num_classes, "group_names": group_names,
+            "group_attribute": group_attribute,
+        })  # fmt: skip
         model_cfg, loss_cfg = config["model"], config["loss"]
         self.model = EmbeddingModel(
             model_cfg["backbone"], model_cfg["embedding_dim"], model_cfg["pretrained_path"],
@@ -305,7 +399,7 @@ class DMLModule(L.LightningModule):
             ) from error
         self.reports[split] = report
         # compute() returns the same synced report on every rank, so no sync_dist is needed.
-        # Keys: {split}/{metric}, /group=<name>, /gap, /ratio, /worst (see flatten_report).
+        # Keys: {split}/{metric}, {split}_groups/{metric}/{group}, .../gap|ratio|worst (see flatten_report).
         self.log_dict(flatten_report(report, split), rank_zero_only=False)
         metric.reset()
 

@@ -87,10 +87,24 @@ def run_audit(
     when installed, above (see `clustering`): the same figures as "sklearn" on small sets, minutes less on
     large ones. The kNN runs on faiss when installed (`knn_backend="auto"`: the same neighbours up to float32
     near-ties, see `knn`). `report["timings"]` has each stage's seconds (read, knn, clustering, geometry, leakage,
-    write, card, card_pairs; card includes card_pairs); `fairdml audit` prints them as they run. Groups with fewer than
+    groups, intervals, write, card, card_pairs; card includes card_pairs); `fairdml audit` prints a line per stage
+    as it runs. Groups with fewer than
     `min_group_size` samples are flagged "small" and not named worst (see `fairness_report`). A bad `out_dir`,
     report option (`ReportSettings`) or card inputs file fails before the embeddings are read. `extra_meta`
     joins `report["meta"]` (`fairdml audit --model` says there which model, data and split made the .npz).
+
+    Args:
+        npz_path: the embeddings: `embeddings` (N, D), `labels` (N,), `groups` (N,) names or codes (with
+            `group_names`), optionally `indices`.
+        out_dir: the audit's folder (new, empty, or an earlier audit with `overwrite`).
+        ks: the Recall@k values.
+        seed: seeds the leakage probe, k-means and the bootstrap.
+        model_card: also write MODEL_CARD.md and model_card.html.
+        card_inputs: YAML of the card's person-only fields (configs/card/card_inputs.yaml).
+        kmeans_backend: "auto", "sklearn" or "faiss".
+        min_group_size: groups smaller than this are flagged "small".
+        extra_meta: entries added to `report["meta"]`.
+        overwrite: replace an earlier audit in `out_dir`.
 
     Example:
         >>> import tempfile, numpy as np
@@ -136,10 +150,13 @@ def audit_into(
             save_report(report, RunPaths(staging).report)
         print(format_report_table(report))
         if model_card:
-            from fairdml.reports.card.write import write_model_card_after
+            from fairdml.reports.card.write import card_message, write_model_card_after
 
+            final = staging.parents[1]
             with stage(CARD):
-                write_model_card_after("audit", staging, card_inputs, embeddings=npz_path, final_dir=staging.parents[1])
+                paths = write_model_card_after("audit", staging, card_inputs, npz_path, final, announce=False)
+            if paths is not None:
+                print(card_message("audit", final, paths))
     report["timings"] = timings  # all stages: written again (the card's copy of the report has the first ones)
     save_report(report, RunPaths(staging).report)
     return report

@@ -128,14 +128,32 @@ def load_run(
 ) -> Run:
     """The run in `folder` (`embeddings` replaces its .npz); errors say which file is missing and who writes it.
 
-    `need_embeddings`: read and check the .npz now, so that a card needing it fails before writing anything.
+    Args:
+        folder: a `fairdml train` run or a `fairdml audit` folder (report.json is required, the rest optional).
+        embeddings: an .npz of test embeddings to use instead of the folder's embeddings_test.npz.
+        need_embeddings: read and check the .npz now, so that a card needing it fails before writing anything.
+
+    Returns:
+        A `Run`: `report`, and `figures`, `config`, `arrays` ... read on first use.
 
     Example:
-        >>> import tempfile
-        >>> load_run(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+        >>> import tempfile, numpy as np
+        >>> from fairdml.reports.audit import run_audit
+        >>> temporary = tempfile.TemporaryDirectory()
+        >>> folder = temporary.name
+        >>> labels = np.arange(40).repeat(5)
+        >>> np.savez(f"{folder}/emb.npz", embeddings=np.eye(40)[labels], labels=labels,
+        ...          groups=np.where(labels < 30, "light", "dark"))
+        >>> _ = run_audit(f"{folder}/emb.npz", f"{folder}/audit", ks=(1,), model_card=False)  # doctest: +ELLIPSIS
+        metric ...
+        >>> run = load_run(f"{folder}/audit")
+        >>> run.figures["recall@1"], sorted(run.report["groups"])
+        (1.0, ['dark', 'light'])
+        >>> load_run(f"{folder}/emb_only")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        FileNotFoundError: ... has no report.json (required: written by `fairdml train` or `fairdml audit`)
+        FileNotFoundError: run folder not found: .../emb_only
+        >>> temporary.cleanup()
     """
     path = Path(folder)
     if not path.is_dir():

@@ -26,25 +26,25 @@ def test_validation_keys_are_the_keys_a_validation_logs(leakage):
     )  # as a validation report: no intervals (ReportSettings.from_config(..., "val"))
     logged = set(flatten_report(report, "val"))
     assert logged <= set(validation_keys([1, 4], GROUPS, leakage))
-    assert {"val/recall@1/worst", "val/recall@1/gap", "val/recall@1/group=minority"} <= logged
+    assert {"val/recall_at_1/worst", "val/recall_at_1/gap", "val_groups/recall_at_1/minority"} <= logged
     assert ("val/attribute_leakage" in logged) == leakage
 
 
 def test_a_misspelled_monitor_fails_naming_the_closest_key():
     valid = validation_keys([1, 2], GROUPS, leakage=False)
     with pytest.raises(
-        ValueError, match=r"'val/recal@1/worst' is not a logged key.*Closest: val/recall@1/worst"
+        ValueError, match=r"'val/recal@1/worst' is not a logged key.*Closest: val/recall_at_1/worst"
     ):
         check_monitor("val/recal@1/worst", "max", valid)
     with pytest.raises(ValueError, match="is not a logged key"):
         check_monitor("val/attribute_leakage", "min", valid)  # leakage is not computed at validation
     with pytest.raises(ValueError, match="'min' or 'max'"):
-        check_monitor("val/recall@1", "maximum", valid)
+        check_monitor("val/recall_at_1", "maximum", valid)
     with pytest.warns(UserWarning, match="lower-is-better"):
-        check_monitor("val/recall@1/gap", "max", valid)
+        check_monitor("val/recall_at_1/gap", "max", valid)
     for key, mode in [
-        ("val/recall@1/worst", "max"),
-        ("val/map@r/group=minority", "max"),
+        ("val/recall_at_1/worst", "max"),
+        ("val_groups/map_at_r/minority", "max"),
         ("train/loss", "min"),
     ]:
         check_monitor(key, mode, valid)
@@ -52,9 +52,9 @@ def test_a_misspelled_monitor_fails_naming_the_closest_key():
 
 def test_training_stops_before_fit_on_a_bad_monitor(tiny_overrides, tmp_path):
     cfg = compose_config(
-        [*tiny_overrides, f"run_dir={tmp_path / 'run'}", "checkpoint.monitor=val/recall@1/wrost"]
+        [*tiny_overrides, f"run_dir={tmp_path / 'run'}", "checkpoint.monitor=val/recall_at_1/wrost"]
     )
-    with pytest.raises(ValueError, match="Closest: val/recall@1/worst"):
+    with pytest.raises(ValueError, match="Closest: val/recall_at_1/worst"):
         run_training(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -83,9 +83,9 @@ class _ScriptedValidation(L.LightningModule):
 @pytest.mark.parametrize(
     ("key", "mode", "values", "best_epoch"),
     [
-        ("val/recall@1/worst", "max", [0.2, 0.5, 0.4, 0.45], 1),
-        ("val/recall@1/gap", "min", [0.3, 0.1, 0.2, 0.05], 3),
-        ("val/recall@1/group=minority", "max", [0.6, 0.1, 0.2, 0.3], 0),
+        ("val/recall_at_1/worst", "max", [0.2, 0.5, 0.4, 0.45], 1),
+        ("val/recall_at_1/gap", "min", [0.3, 0.1, 0.2, 0.05], 3),
+        ("val_groups/recall_at_1/minority", "max", [0.6, 0.1, 0.2, 0.3], 0),
     ],
 )
 def test_checkpoint_keeps_the_best_by_the_fairness_key(tmp_path, key, mode, values, best_epoch):

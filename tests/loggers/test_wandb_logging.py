@@ -35,32 +35,40 @@ def offline_run(tmp_path_factory) -> Path:
         "data.split={train:0.5,val:0.3,test:0.2}",  # 9 validation classes: Recall@1 that can move
         "logger.wandb.enabled=true",
         "logger.wandb.log_model=true",
-        "checkpoint.monitor=val/recall@1/gap",
+        "checkpoint.monitor=val/recall_at_1/gap",
         "checkpoint.mode=min",
     ]
     return run_training(compose_config(overrides))
 
 
+def sections_allowed() -> set[str]:
+    """Sections a run may log: figures, per-group figures, training, W&B's own (`trainer/global_step`)."""
+    return {"val", "val_groups", "test", "test_groups", "train", "trainer", "parade"}
+
+
 def _csv_validation_rows(run_dir: Path) -> list[dict[str, float]]:
     with open(run_dir / "csv" / "metrics.csv", newline="") as file:
-        rows = [row for row in csv.DictReader(file) if row.get("val/recall@1")]
+        rows = [row for row in csv.DictReader(file) if row.get("val/recall_at_1")]
     return [{key: float(value) for key, value in row.items() if value} for row in rows]
 
 
 def test_offline_history_has_per_group_keys_per_epoch(offline_run):
     run = read_offline_run(offline_run / "wandb")
-    validations = [row for row in run["history"] if "val/recall@1" in row]
+    validations = [row for row in run["history"] if "val/recall_at_1" in row]
     csv_rows = _csv_validation_rows(offline_run)  # the CSV logger is an independent record of the same run
     assert len(validations) == len(csv_rows) >= 2  # one row per validation epoch
     for row, csv_row in zip(validations, csv_rows):
-        groups = [row[f"val/recall@1/group={group}"] for group in GROUPS]
-        assert row["val/recall@1/gap"] == pytest.approx(max(groups) - min(groups), abs=1e-6)
-        assert row["val/recall@1/worst"] == pytest.approx(min(groups), abs=1e-6)
-        for key in ("val/recall@1", "val/map@r/group=minority", "val/recall@1/ratio", "epoch"):
+        groups = [row[f"val_groups/recall_at_1/{group}"] for group in GROUPS]
+        assert row["val/recall_at_1/gap"] == pytest.approx(max(groups) - min(groups), abs=1e-6)
+        assert row["val/recall_at_1/worst"] == pytest.approx(min(groups), abs=1e-6)
+        for key in ("val/recall_at_1", "val_groups/map_at_r/minority", "val/recall_at_1/ratio", "epoch"):
             assert row[key] == pytest.approx(csv_row[key], abs=1e-6), key
+    # W&B's panel sections (a key's part before the first "/"): headline figures apart from one panel per group
+    sections = {key.split("/", 1)[0] for row in run["history"] for key in row if "/" in key}
+    assert {"val", "val_groups", "test", "test_groups"} <= sections <= sections_allowed()
     # the resolved config, as the run folder's config.yaml has it
     assert run["config"]["model"]["backbone"] == "test_resnet"
-    assert run["config"]["checkpoint"]["monitor"] == "val/recall@1/gap"
+    assert run["config"]["checkpoint"]["monitor"] == "val/recall_at_1/gap"
     assert run["id"] == (offline_run / "wandb_run_id.txt").read_text().strip()
 
 
@@ -90,8 +98,8 @@ def test_offline_run_has_group_tables_media_and_artifacts(offline_run):
 
 
 def test_checkpoint_kept_by_the_fairness_key(offline_run):
-    """checkpoint.monitor=val/recall@1/gap, mode min: the best checkpoint is the epoch of the smallest gap."""
-    gaps = [row["val/recall@1/gap"] for row in _csv_validation_rows(offline_run)]
+    """checkpoint.monitor=val/recall_at_1/gap, mode min: the best checkpoint is the epoch of the smallest gap."""
+    gaps = [row["val/recall_at_1/gap"] for row in _csv_validation_rows(offline_run)]
     best_epoch = min(range(len(gaps)), key=lambda epoch: (gaps[epoch], epoch))  # ties keep the first
     report = json.loads((offline_run / "report.json").read_text())
     assert Path(report["meta"]["best_checkpoint"]).name == f"best-{best_epoch:03d}.ckpt"
@@ -127,11 +135,11 @@ def test_a_wandb_failure_warns_once_and_never_raises(tmp_path):
     logger = SafeWandbLogger(save_dir=str(tmp_path), mode="offline")
     logger._experiment = _FailingExperiment()
     with pytest.warns(UserWarning, match="W&B logging stopped after log_metrics failed"):
-        logger.log_metrics({"val/recall@1": 0.5}, step=0)
+        logger.log_metrics({"val/recall_at_1": 0.5}, step=0)
     assert logger.broken
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the next calls are silent no-ops
-        logger.log_metrics({"val/recall@1": 0.6}, step=1)
+        logger.log_metrics({"val/recall_at_1": 0.6}, step=1)
     assert _FailingExperiment.calls == 1
 
 

@@ -96,10 +96,10 @@ def test_a_report_has_intervals_by_default_for_every_group_and_gap_and_they_reac
     assert 0 <= low <= high <= 1
     flat = flatten_report(report, "test")
     assert (
-        flat["test/recall@1/gap/low"] == low
-        and flat["test/A/recall@1/gap/high"] == report["intervals"]["recall@1"]["gap:A"][1]
+        flat["test/recall_at_1/gap/low"] == low
+        and flat["test/A/recall_at_1/gap/high"] == report["intervals"]["recall@1"]["gap:A"][1]
     )
-    assert flat["test/recall@1/group=B=1/low"] == report["intervals"]["recall@1"]["B=1"][0]
+    assert flat["test_groups/recall_at_1/B-1/low"] == report["intervals"]["recall@1"]["B=1"][0]
     rows = {(r["attribute"], r["group"], r["metric"]): r for r in report_rows(report)}
     assert [rows[("B", "gap", "recall@1")][e] for e in ("low", "high")] == report["intervals"]["recall@1"]["gap:B"]
     assert report_intervals(report)["recall@1_gap"] == (low, high)

@@ -60,8 +60,8 @@ def test_gap_and_worst_group(recipe):
 
 def test_log_keys_and_monitor_keys(recipe):
     flat = flatten_report(recipe["report"], "val")
-    suffixes = ("", "/group=tight", "/group=loose", "/gap", "/ratio", "/worst")
-    assert {key for key in flat if NAME in key} == {f"val/{NAME}{suffix}" for suffix in suffixes}
+    summaries = {f"val/{NAME}{suffix}" for suffix in ("", "/gap", "/ratio", "/worst")}
+    assert {key for key in flat if NAME in key} == {f"val_groups/{NAME}/tight", f"val_groups/{NAME}/loose", *summaries}
     assert flat[f"val/{NAME}/worst"] == recipe["report"]["groups"]["loose"][NAME]
     figures = [key for key in flat if not key.endswith(("/low", "/high"))]  # a validation report has no intervals
     assert figures == validation_keys((1,), ["tight", "loose"], leakage=False)  # the monitor accepts each

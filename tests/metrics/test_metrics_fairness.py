@@ -107,16 +107,16 @@ def test_flatten_report_gives_logger_keys_and_skips_none():
     z, y, groups = make_data()
     report = fairness_report(z, y, groups, ks=(1,), group_names=NAMES)
     flat = flatten_report(report, "val")
-    assert flat["val/recall@1"] == report["overall"]["recall@1"]
-    assert flat["val/recall@1/group=dark"] == report["groups"]["dark"]["recall@1"]
-    assert flat["val/recall@1/gap"] == report["gaps"]["recall@1"]["max_minus_min"]
-    assert flat["val/recall@1/ratio"] == report["gaps"]["recall@1"]["min_over_max"]
+    assert flat["val/recall_at_1"] == report["overall"]["recall@1"]
+    assert flat["val_groups/recall_at_1/dark"] == report["groups"]["dark"]["recall@1"]
+    assert flat["val/recall_at_1/gap"] == report["gaps"]["recall@1"]["max_minus_min"]
+    assert flat["val/recall_at_1/ratio"] == report["gaps"]["recall@1"]["min_over_max"]
     worst = min(("light", "dark"), key=lambda g: report["groups"][g]["recall@1"])
-    assert flat["val/recall@1/worst"] == report["groups"][worst]["recall@1"]
+    assert flat["val/recall_at_1/worst"] == report["groups"][worst]["recall@1"]
     worst = max(("light", "dark"), key=lambda g: report["groups"][g]["uniformity"])  # lower is better
     assert flat["val/uniformity/worst"] == report["groups"][worst]["uniformity"]
     assert "val/attribute_leakage/worst" not in flat  # overall only
-    assert "val/recall@1/group=unseen" not in flat
+    assert "val_groups/recall_at_1/unseen" not in flat
     assert all(isinstance(v, float) for v in flat.values())
 
 
@@ -140,8 +140,8 @@ def test_indices_are_optional_and_the_flat_result_goes_to_log_dict():
         without.update(embeddings[batch], labels[batch], groups[batch])
     assert without.compute() == with_indices.compute()
     flat = without.compute_flat("val")
-    assert flat["val/recall@1"] == with_indices.compute()["overall"]["recall@1"]
-    assert all(isinstance(value, float) for value in flat.values()) and "val/recall@1/gap" in flat
+    assert flat["val/recall_at_1"] == with_indices.compute()["overall"]["recall@1"]
+    assert all(isinstance(value, float) for value in flat.values()) and "val/recall_at_1/gap" in flat
     without.reset()
     without.update(embeddings[:16], labels[:16], groups[:16])
     assert without.indices[0].tolist() == list(range(16))  # numbering starts again after a reset

@@ -156,7 +156,7 @@ def test_flattened_worst_is_not_the_one_sample_group():
     embeddings, labels, groups = tiny_and_large()
     report = fairness_report(embeddings, labels, groups, ks=(1,), leakage=False)
     flat = flatten_report(report)
-    assert flat["val/recall@1/worst"] == report["groups"]["large"]["recall@1"]
+    assert flat["val/recall_at_1/worst"] == report["groups"]["large"]["recall@1"]
     assert not any(key.startswith("val/small") or "/small" in key for key in flat)
 
 

@@ -3,12 +3,14 @@ collector and listener, and the "auto" k-means backend's choice."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from fairdml.metrics.functional import fairness_report
 from fairdml.metrics.functional.clustering import AUTO_FAISS_MIN_WORK, resolve_kmeans_backend
-from fairdml.metrics.functional.stages import collect_stages, listen_stages, stage
+from fairdml.metrics.functional.stages import collect_stages, listen_stages, print_stages, stage
 from fairdml.reports.long_table import report_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore::fairdml.metrics.functional.FairnessMetricWarning")
@@ -27,7 +29,7 @@ def test_timings_only_when_asked_and_with_every_stage():
     plain = fairness_report(embeddings, labels, groups)
     assert "timings" not in plain
     timed = fairness_report(embeddings, labels, groups, timings=True, bootstrap_resamples=20)
-    assert set(timed["timings"]) == {"knn", "clustering", "geometry", "leakage", "intervals"}
+    assert set(timed["timings"]) == {"knn", "overall", "clustering", "geometry", "leakage", "groups", "intervals"}
     assert all(seconds >= 0 for seconds in timed["timings"].values())
     assert {k: v for k, v in timed.items() if k not in ("timings", "intervals", "settings")} == {
         k: v for k, v in plain.items() if k not in ("intervals", "settings")
@@ -98,3 +100,15 @@ def test_one_shared_uniformity_pass_equals_each_sets_exact_uniformity(monkeypatc
     assert passes == [1]  # one pass over the pairs for all nine sets
     a = report["marginals"]["A"]["groups"]["A=1"]["uniformity"]
     assert a == pytest.approx(uniformity(z[codes >= 2], method="exact"), abs=1e-6)
+
+
+def test_print_stages_prints_one_line_per_stage(capsys):
+    """A whole report with intervals (whose resamples run kNN and clustering inside): one line per top-level
+    stage, each finished, however many times the stage ran."""
+    embeddings, labels, groups = small_set()
+    with print_stages("audit"):
+        fairness_report(embeddings, labels, groups, bootstrap_resamples=20)
+    lines = capsys.readouterr().out.splitlines()
+    names = [line.split(": ", 1)[1].split(" ...", 1)[0] for line in lines]
+    assert names == ["knn", "overall", "leakage", "groups", "intervals"], lines
+    assert all(re.fullmatch(r"audit: \w+ \.\.\. done in \d+\.\d s", line) for line in lines), lines

@@ -36,7 +36,7 @@ from fairdml.metrics.functional.leakage import attribute_leakage
 from fairdml.metrics.functional.retrieval import retrieval_per_query
 from fairdml.metrics.functional.set_metrics import resolve_report_kmeans
 from fairdml.metrics.functional.set_metrics import uniformity as set_metric_uniformity
-from fairdml.metrics.functional.stages import GEOMETRY, INTERVALS, collect_stages, stage
+from fairdml.metrics.functional.stages import GEOMETRY, GROUPS, INTERVALS, OVERALL, collect_stages, stage
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import MetricSpec, metric_specs
 from fairdml.numbers import strict_json
@@ -191,7 +191,8 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         return {name: values[name] for name in set_functions}  # the specs' order, as the per-set path gives
 
     overall = {name: masked_mean(values, everyone) for name, values in per_query.items()}
-    overall |= set_figures(everyone, list(range(len(names))))
+    with stage(OVERALL):
+        overall |= set_figures(everyone, list(range(len(names))))
     chance, leakage_split = None, None
     if settings.leakage:
         probe = attribute_leakage(z, codes, y, seed=settings.seed)
@@ -220,10 +221,18 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         return entry
 
     group_entries, excluded_by_group = {}, {}
-    for code, name in enumerate(names):
-        mask = codes == code
-        excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
-        group_entries[name] = group_entry(name, mask, [code])
+    marginals = marginal_groups(names) or {}  # crossed groups ("A=1|B=0"): each attribute's own groups as well
+    marginal_codes = {attribute: _marginal_codes(members, codes) for attribute, members in marginals.items()}
+    with stage(GROUPS):  # every group's and marginal group's figures (their clustering and geometry inside)
+        for code, name in enumerate(names):
+            mask = codes == code
+            excluded_by_group[name] = int((mask & ~retrieval.has_positive).sum())
+            group_entries[name] = group_entry(name, mask, [code])
+        min_size = settings.min_group_size
+        marginal_entries = {
+            attribute: _marginal(members, *marginal_codes[attribute], group_entry, group_specs, min_size)
+            for attribute, members in marginals.items()
+        }
 
     report = {
         "n": n,
@@ -239,13 +248,8 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     }
     if settings.knn_backend != "torch":  # an audit's "auto": record which search ran (the default run's: torch)
         report["settings"]["knn_backend"] = "faiss" if use_faiss(z, settings.knn_backend) else "torch"
-    marginals = marginal_groups(names) or {}  # crossed groups ("A=1|B=0"): each attribute's own groups as well
-    marginal_codes = {attribute: _marginal_codes(members, codes) for attribute, members in marginals.items()}
     if marginals:
-        report["marginals"] = {
-            attribute: _marginal(members, *marginal_codes[attribute], group_entry, group_specs, settings.min_group_size)
-            for attribute, members in marginals.items()
-        }
+        report["marginals"] = marginal_entries
     if settings.bootstrap_resamples > 0:  # classes resampled, the unit of a class-disjoint split
         sets = {gap_key(): (codes, names)} | {gap_key(a): marginal_codes[a] for a in marginals}
         with stage(INTERVALS):

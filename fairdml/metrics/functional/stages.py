@@ -4,7 +4,8 @@ A long audit (100k samples: minutes) is silent otherwise, and a slow report cann
 which stage is slow. Code marks a stage with `with stage("knn"):`; nothing is recorded or printed unless a
 caller opened `collect_stages()` (a {stage: seconds} dict, summed over repeated entries: NMI runs once
 overall and once per group) or `listen_stages(callback)` (the audit CLI prints a line as each stage starts and
-ends). Context variables, not globals, so nested or concurrent reports keep their own.
+ends; `print_stages` turns that into one line per stage). Context variables, not globals, so nested or concurrent
+reports keep their own.
 
 Example:
     >>> with collect_stages() as seconds:
@@ -28,6 +29,8 @@ R = TypeVar("R")
 
 # The stage names the report and the audit use, in the order they run.
 KNN, CLUSTERING, GEOMETRY, LEAKAGE, INTERVALS = "knn", "clustering", "geometry", "leakage", "intervals"
+# The whole set's figures, then every group's (and marginal group's); their clustering and geometry run inside.
+OVERALL, GROUPS = "overall", "groups"
 # The audit's own: reading the .npz, writing report.json, the model card (card_pairs, its verification pairs
 # and threshold counts, runs inside card).
 READ, WRITE, CARD, CARD_PAIRS = "read", "write", "card", "card_pairs"
@@ -93,9 +96,27 @@ def staged(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     return decorate
 
 
-def print_stage(name: str, seconds: float | None, prefix: str = "fairdml audit") -> None:
-    """The audit's progress line: "<prefix>: <stage> ..." on entry, "<prefix>: <stage> done in 1.2 s" on exit."""
-    if seconds is None:
-        print(f"{prefix}: {name} ...", flush=True)
-    else:
-        print(f"{prefix}: {name} done in {seconds:.1f} s", flush=True)
+class _StageLines:
+    """One line per top-level stage: "<prefix>: knn ..." when it starts, " done in 1.2 s" when it ends. Stages
+    nested in another (the intervals' resampled kNN, the groups' clustering) count towards it, so an audit
+    prints a handful of lines, not one per call. A line is finished before anything else can print."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.depth = prefix, 0
+
+    def __call__(self, name: str, seconds: float | None) -> None:
+        if seconds is None:
+            self.depth += 1
+            if self.depth == 1:
+                print(f"{self.prefix}: {name} ...", end="", flush=True)
+            return
+        self.depth -= 1
+        if self.depth == 0:
+            print(f" done in {seconds:.1f} s", flush=True)
+
+
+@contextlib.contextmanager
+def print_stages(prefix: str = "fairdml audit") -> Iterator[None]:
+    """Progress lines for the stages run inside the block, one per top-level stage (see `_StageLines`)."""
+    with listen_stages(_StageLines(prefix)):
+        yield

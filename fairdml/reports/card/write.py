@@ -70,14 +70,26 @@ def write_model_card(
 ) -> dict[str, Path]:
     """Write MODEL_CARD.md, model_card.html and model_card_data.json for a run folder.
 
-    `card_inputs`: YAML with the fields only a person can fill (configs/card/card_inputs.yaml); missing
-    fields become marked prompts. `out_dir` defaults to the run folder; `embeddings` to
-    RUN_DIR/embeddings_test.npz. Returns {"markdown", "html", "data"} → path.
+    The card reads the run's report.json, and config.yaml and data_summary.json when present (it says when they
+    are missing); fields only a person can fill come from `card_inputs`, else become marked prompts.
 
-    Example (the card of an audit; `fairdml train` and `fairdml audit` write one themselves):
+    Args:
+        run_dir: a `fairdml train` run or a `fairdml audit` folder (it needs report.json).
+        card_inputs: YAML of the person-only fields (configs/card/card_inputs.yaml); None: prompts.
+        out_dir: where to write the card; None: the run folder.
+        threshold_view: add the verification (threshold) view, which needs the test embeddings.
+        embeddings: the .npz of test embeddings; None: RUN_DIR/embeddings_test.npz.
+
+    Returns:
+        {"markdown", "html", "data"} → the path of each file written.
+
+    Example:
+        The card of an audit (`fairdml train` and `fairdml audit` write one themselves):
+
         >>> import tempfile, numpy as np
         >>> from fairdml.reports.audit import run_audit
-        >>> folder = tempfile.mkdtemp()
+        >>> temporary = tempfile.TemporaryDirectory()
+        >>> folder = temporary.name
         >>> labels = np.arange(40).repeat(5)
         >>> np.savez(f"{folder}/emb.npz", embeddings=np.eye(40)[labels], labels=labels,
         ...          groups=np.where(labels < 30, "light", "dark"))
@@ -86,6 +98,7 @@ def write_model_card(
         >>> paths = write_model_card(f"{folder}/audit", embeddings=f"{folder}/emb.npz")
         >>> sorted(path.name for path in paths.values())
         ['MODEL_CARD.md', 'model_card.html', 'model_card_data.json']
+        >>> temporary.cleanup()
     """
     inputs = load_card_inputs(card_inputs)  # a bad inputs file fails before the run's arrays are read
     run = load_run(run_dir, embeddings=embeddings, need_embeddings=threshold_view)
@@ -134,12 +147,14 @@ def write_model_card_after(
     card_inputs: str | os.PathLike | None = None,
     embeddings: str | os.PathLike | None = None,
     final_dir: str | os.PathLike | None = None,
+    announce: bool = True,
 ) -> dict[str, Path] | None:
     """The card written automatically at the end of `fairdml train` / `fairdml audit`.
 
     By then the run's results are saved, so a failure here warns (naming `fairdml card` to retry) instead
     of failing a finished run or a sweep. `final_dir`: where the card ends up when `run_dir` is a staging
-    folder (what the messages name).
+    folder (what the messages name). `announce`: print where the card is (the audit prints it after its
+    progress line instead).
     """
     shown = Path(final_dir) if final_dir is not None else Path(run_dir)
     try:
@@ -152,5 +167,10 @@ def write_model_card_after(
             stacklevel=2,
         )
         return None
-    print(f"fairdml {command}: model card in {shown / paths['markdown'].name} and {shown / paths['html'].name}")
+    if announce:
+        print(card_message(command, shown, paths))
     return paths
+
+
+def card_message(command: str, folder: Path, paths: dict[str, Path]) -> str:
+    return f"fairdml {command}: model card in {folder / paths['markdown'].name} and {folder / paths['html'].name}"
