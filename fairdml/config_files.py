@@ -27,8 +27,14 @@ SOURCE_TREE = Path(__file__).resolve().parents[1] / "configs"  # a checkout run 
 
 
 def packaged_configs() -> Traversable | Path:
-    """The default configs: the `fairdml.configs` package, else the checkout's `configs/` (a checkout on
-    `sys.path`, or an editable install made before the configs were a package)."""
+    """The default configs: the checkout's own `configs/` when this code runs from a checkout, else the
+    `fairdml.configs` package (a wheel, a zip).
+
+    The checkout comes first: with an editable install of one checkout, a second one (a worktree, a review
+    copy) on `sys.path` imports its own code, but `fairdml.configs`, which it lacks as a folder, resolves
+    through the install's finder to the first checkout's configs: code and configs from two trees."""
+    if (SOURCE_TREE / ENTRY).is_file() and (SOURCE_TREE.parent / "pyproject.toml").is_file():
+        return SOURCE_TREE
     try:
         return importlib.resources.files(PACKAGE)
     except ModuleNotFoundError:

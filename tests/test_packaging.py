@@ -137,6 +137,24 @@ def test_a_folder_without_train_yaml_is_a_one_line_error(tmp_path):
     assert f"no train.yaml in config folder {tmp_path}" in out.stderr and "init-config" in out.stderr
 
 
+def test_a_second_checkout_composes_its_own_configs(tmp_path):
+    """With fairdml installed editable from one checkout, a second checkout (a worktree, a review copy) run from
+    its own folder imports its own code; it must compose its own configs too, not the installed checkout's."""
+    second = tmp_path / "review"
+    shutil.copytree(REPO / "fairdml", second / "fairdml", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(CONFIGS, second / "configs", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", second / "pyproject.toml")
+    tiny = second / "configs" / "model" / "tiny.yaml"
+    tiny.write_text(tiny.read_text().replace("embedding_dim: 64", "embedding_dim: 48"))
+    code = (
+        "import fairdml, fairdml.config_files as files; from fairdml.config import compose_config; "
+        "print(fairdml.__file__); print(files.config_dir()); print(compose_config([]).model.embedding_dim)"
+    )
+    module, folder, dim = run([sys.executable, "-c", code], second, clean_env(PYTHONPATH=str(second))).stdout.split()
+    assert Path(module) == second / "fairdml" / "__init__.py"
+    assert Path(folder) == second / "configs" and dim == "48"
+
+
 def test_configs_imported_from_a_zip_are_extracted(tmp_path):
     archive = tmp_path / "fairdml.zip"
     with zipfile.ZipFile(archive, "w") as zipped:

@@ -45,6 +45,9 @@ class MitigationHost(Protocol):
 
     A mitigation checks its module with `require_host` in `setup`, which names every missing member.
 
+    Args:
+        none: a protocol, checked with `isinstance(module, MitigationHost)` or `require_host`.
+
     Example:
         >>> from fairdml import DMLModule
         >>> module = DMLModule(embedding_dim=32, num_classes=10, group_names=["a", "b"], group_attribute="style")
@@ -84,6 +87,9 @@ class Mitigation(L.Callback, HyperparametersMixin):
 
     Override Lightning's hooks to act on training (register heads and loss terms through the module's
     `add_auxiliary` / `add_loss_term`, change the data module's sampling), and `measure` to report figures.
+
+    Args:
+        none here: a subclass's `__init__` arguments are its settings (`save_hyperparameters`).
 
     Example:
         >>> class Nothing(Mitigation):

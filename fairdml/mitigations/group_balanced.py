@@ -20,6 +20,9 @@ class GroupBalancedSampling(Mitigation):
     Raises:
         TypeError: in `setup`, when the trainer's data module cannot balance groups.
 
+    Args:
+        none: the data module's groups set the balance.
+
     Example:
         >>> import lightning as L
         >>> balanced = GroupBalancedSampling()  # no settings: it switches the data module's sampler over

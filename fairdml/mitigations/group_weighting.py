@@ -112,6 +112,9 @@ class ReweightedLoss(_GroupLossHooks, Mitigation):
         TypeError: in `setup`, when the module has no pytorch-metric-learning `loss`.
         ValueError: in `setup`, for a loss whose terms are not per sample, pair or triplet (proxy_anchor).
 
+    Args:
+        none: the weights come from the training split's group counts.
+
     Example:
         >>> reweighted = ReweightedLoss()  # no settings: the weights come from the training split's counts
         >>> trainer = L.Trainer(max_epochs=1, callbacks=[reweighted], logger=False, enable_progress_bar=False)
