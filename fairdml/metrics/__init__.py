@@ -7,6 +7,7 @@ from fairdml._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.metrics.fairness": ("EmbeddingFairness", "flatten_report"),
+    "fairdml.metrics.functional.neighbours": ("Neighbours",),
     "fairdml.metrics.functional.report": ("fairness_report",),
     "fairdml.metrics.settings": ("ReportSettings",),
     "fairdml.metrics.spec": ("MetricSpec", "metric_spec", "metric_specs", "register_metric", "unregister_metric"),

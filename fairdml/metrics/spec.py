@@ -12,8 +12,9 @@ Why each direction (it decides "worst_group"):
 - uniformity: lower is better (more evenly spread); the worst group has the highest value (most concentrated).
 - attribute_leakage: lower is better (closer to chance); reported overall only.
 
-A per-set metric is computed from its spec (`compute`, a "module:function" path the report imports when it
-runs), so `register_metric` adds one without touching the report; the built-in specs are below.
+Per-set and per-query metrics are computed from their specs (`compute`, a "module:function" path the report
+imports when it runs), so `register_metric` adds either without touching the report; the built-in specs
+(recall@k and mAP@R per query, NMI and the geometry figures per set) are below.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Scope = Literal["per_query", "per_set", "overall"]
+_SCOPES = ("per_query", "per_set", "overall")  # the report's order
 _COMPUTE_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
@@ -32,10 +34,16 @@ class MetricSpec:
     """A report metric. `scope`: "per_query" is a mean over queries (a group's queries for its value, against
     the whole gallery), "per_set" is computed on a group's samples alone, "overall" has no per-group value.
 
-    `compute` (per_set metrics only, and required for them): "module:function", imported by the report when
-    it runs (this module stays free of torch). The function is called as `fn(embeddings (N, D) L2-normalised,
-    labels (N,), settings: ReportSettings) -> float | None` once on all samples and once per group; None
-    means undefined (say why with a `FairnessMetricWarning`: the report lists it under "warnings").
+    `compute` (required for per_set and per_query metrics, None for overall ones): "module:function", imported
+    by the report when it runs (this module stays free of torch).
+    - per_set: `fn(embeddings (N, D) L2-normalised, labels (N,), settings: ReportSettings) -> float | None`,
+      called once on all samples and once per group; None means undefined (say why with a
+      `FairnessMetricWarning`: the report lists it under "warnings").
+    - per_query: `fn(neighbours: Neighbours, settings: ReportSettings) -> Tensor (c,)`, one value per query,
+      called on the report's one shared kNN search (`functional/neighbours.py`, as pytorch-metric-learning's
+      `requires_knn`); the report averages the values over all queries and over each group's.
+      `k`: the number of nearest neighbours it reads (clamped to the gallery); None reads up to each query's
+      R, the other samples of its class (mAP@R).
 
     Args:
         name: the report's key (`report["groups"][group][name]`); its log key is `log_name(name)`.
@@ -43,7 +51,8 @@ class MetricSpec:
         definition: one line for the card.
         higher_is_better: decides each gap's worst group and the card's arrow.
         scope: "per_query", "per_set" or "overall".
-        compute: "module:function" of a per_set metric (None for the other scopes).
+        compute: "module:function" of a per_set or per_query metric (None for overall ones).
+        k: a per_query metric's number of nearest neighbours (None: up to each query's R).
 
     Example:
         >>> spec = MetricSpec("spread", "Spread", "mean distance to the centroid", higher_is_better=False,
@@ -58,16 +67,20 @@ class MetricSpec:
     higher_is_better: bool
     scope: Scope
     compute: str | None = None  # e.g. "fairdml.metrics.functional.set_metrics:nmi"
+    k: int | None = None  # per_query only: the nearest neighbours it reads, e.g. 4 for recall@4
 
     def __post_init__(self) -> None:
         if self.compute is not None and not _COMPUTE_PATH.fullmatch(self.compute):
             raise ValueError(f"metric {self.name!r}: compute must be 'module:function', got {self.compute!r}")
-        if (self.compute is not None) != (self.scope == "per_set"):
+        if (self.compute is not None) != (self.scope != "overall"):
             raise ValueError(
-                f"metric {self.name!r}: a per_set metric needs compute='module:function' and only a per_set "
-                f"metric has one (per_query and overall figures are built into the report); got "
-                f"scope={self.scope!r}, compute={self.compute!r}"
+                f"metric {self.name!r}: a per_set or per_query metric needs compute='module:function' and an "
+                f"overall one has none (its figure is built into the report); got scope={self.scope!r}, "
+                f"compute={self.compute!r}"
             )
+        if self.k is not None and (self.scope != "per_query" or type(self.k) is not int or self.k < 1):
+            raise ValueError(f"metric {self.name!r}: k is a per_query metric's number of neighbours (an integer "
+                             f">= 1, or None for up to R); got k={self.k!r} with scope={self.scope!r}")  # fmt: skip
 
     @property
     def per_group(self) -> bool:
@@ -80,6 +93,7 @@ _RECALL_LABEL = "Recall@{k}"
 _RECALL_DEFINITION = "share of queries with a same-class sample among their k = {k} nearest neighbours (query excluded)"
 
 _SET_METRICS = "fairdml.metrics.functional.set_metrics:"  # the built-in per-set metrics' module
+_RETRIEVAL = "fairdml.metrics.functional.retrieval:"  # the built-in per-query metrics' module
 
 def _per_set(name: str, label: str, higher_is_better: bool, definition: str) -> MetricSpec:
     """A built-in per-set metric, computed by the function of its name in `functional/set_metrics.py`."""
@@ -94,6 +108,7 @@ _BUILTIN_SPECS = (
         definition="mean average precision at R, R = the other samples of the query's class",
         higher_is_better=True,
         scope="per_query",
+        compute=_RETRIEVAL + "average_precision_at_r_per_query",
     ),
     _per_set(
         "nmi", "NMI", True,
@@ -126,18 +141,16 @@ _REGISTERED: dict[str, MetricSpec] = {}  # name -> spec, in registration order
 def _recall_spec(k: int | str) -> MetricSpec:
     name = f"recall@{k}"
     label, definition = _RECALL_LABEL.format(k=k), _RECALL_DEFINITION.format(k=k)
-    return MetricSpec(name, label, definition, higher_is_better=True, scope="per_query")
+    compute = _RETRIEVAL + "recall_at_k_per_query"
+    return MetricSpec(name, label, definition, higher_is_better=True, scope="per_query", compute=compute, k=int(k))
 
 
 def metric_specs(ks: Sequence[int]) -> list[MetricSpec]:
-    """Every metric of a report with these k values, in report order: recall@k, the other per-group metrics
-    (registered ones after the built-in), then the overall-only ones (attribute_leakage)."""
+    """Every metric of a report with these k values, in report order: the per-query metrics (recall@k first),
+    the per-set ones, then the overall-only ones (attribute_leakage); registered ones after the built-in of
+    their scope."""
     others = [*_BUILTIN_SPECS, *_REGISTERED.values()]
-    return (
-        [_recall_spec(k) for k in ks]
-        + [spec for spec in others if spec.per_group]
-        + [spec for spec in others if not spec.per_group]
-    )
+    return [_recall_spec(k) for k in ks] + [spec for scope in _SCOPES for spec in others if spec.scope == scope]
 
 
 def metric_spec(name: str) -> MetricSpec | None:
@@ -149,15 +162,17 @@ def metric_spec(name: str) -> MetricSpec | None:
 
 
 def register_metric(spec: MetricSpec) -> MetricSpec:
-    """Add a per-set metric to every report made from now on, in this process (register it where your module
-    is imported, so each DDP process has it). The report, its group gaps and worst group, the log keys, the
-    checkpoint monitor's valid keys and the card's labels all follow the spec; returns it.
+    """Add a per-set or per-query metric to every report made from now on, in this process (register it where
+    your module is imported, so each DDP process has it). The report, its group gaps and worst group, the log
+    keys, the checkpoint monitor's valid keys, the card's labels and, for a per-query metric, its bootstrap
+    intervals all follow the spec; returns it.
 
     Args:
-        spec: a per_set `MetricSpec` whose name is new (a built-in or registered name is refused).
+        spec: a per_set or per_query `MetricSpec` whose name is new (a built-in or registered name, recall@<k>
+            included, is refused).
 
     Example:
-        (docs/extending.md, "A metric", has a whole one)
+        (docs/extending.md, "A metric" and "A per-query metric", have whole ones)
 
         >>> spec = MetricSpec("my_spread", "My spread", "what it measures", higher_is_better=False,
         ...                   scope="per_set", compute="my_package.metrics:my_spread")
@@ -166,8 +181,10 @@ def register_metric(spec: MetricSpec) -> MetricSpec:
         >>> unregister_metric("my_spread").name
         'my_spread'
     """
-    if spec.scope != "per_set":
-        raise ValueError(f"metric {spec.name!r}: only per_set metrics can be registered, got scope={spec.scope!r}")
+    if spec.scope == "overall":
+        raise ValueError(
+            f"metric {spec.name!r}: only per_set and per_query metrics can be registered, got scope='overall'"
+        )
     if not spec.name or "/" in spec.name:
         raise ValueError(f"metric name {spec.name!r} must be non-empty and without '/' (it is a log-key part)")
     if metric_spec(spec.name) is not None:

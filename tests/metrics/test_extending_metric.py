@@ -78,8 +78,8 @@ def test_registration_errors(recipe):
         register_metric(spec)
     with pytest.raises(ValueError, match="already exists"):
         register_metric(MetricSpec("nmi", "NMI", "", True, "per_set", compute="x:y"))
-    with pytest.raises(ValueError, match="only per_set metrics"):
-        register_metric(MetricSpec("new", "New", "", True, "per_query"))
+    with pytest.raises(ValueError, match="only per_set and per_query metrics"):
+        register_metric(MetricSpec("new", "New", "", True, "overall"))
     with pytest.raises(ValueError, match="compute must be 'module:function'"):
         MetricSpec("new", "New", "", True, "per_set", compute="no_colon")
     with pytest.raises(ValueError, match="needs compute"):

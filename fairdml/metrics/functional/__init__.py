@@ -20,9 +20,11 @@ _MODULES = {
     "fairdml.metrics.functional.intervals": ("cluster_bootstrap_intervals",),
     "fairdml.metrics.functional.knn": ("iter_knn_chunks",),
     "fairdml.metrics.functional.leakage": ("LeakageResult", "attribute_leakage", "held_out_split"),
+    "fairdml.metrics.functional.neighbours": ("Neighbours", "PerQueryMetric", "per_query_values"),
     "fairdml.metrics.functional.report": ("fairness_report", "metric_names"),
     "fairdml.metrics.functional.retrieval": (
-        "RetrievalPerQuery", "mean_average_precision_at_r", "recall_at_k", "retrieval_per_query",
+        "RetrievalPerQuery", "average_precision_at_r_per_query", "mean_average_precision_at_r", "recall_at_k",
+        "recall_at_k_per_query", "retrieval_per_query",
     ),
     "fairdml.metrics.functional.stages": ("collect_stages", "listen_stages", "stage"),
     "fairdml.metrics.spec": ("higher_is_better",),

@@ -1,8 +1,9 @@
 """The finDML report: every figure overall, per subgroup and as gaps, as one JSON-able dict.
 
 Per-subgroup semantics (the paper's): a query belongs to its own subgroup, the gallery is everyone; the
-per-set metrics (NMI, the geometry figures, any registered one) are computed on the group's samples alone,
-each by the function its `MetricSpec.compute` names.
+per-query metrics (recall@k, mAP@R, any registered one) share one kNN search (`neighbours`) and are averaged
+over a group's queries; the per-set metrics (NMI, the geometry figures, any registered one) are computed on the
+group's samples alone. Each is computed by the function its `MetricSpec.compute` names.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from fairdml.metrics.functional.groups import group_gaps, masked_mean
 from fairdml.metrics.functional.intervals import cluster_bootstrap_intervals
 from fairdml.metrics.functional.knn import use_faiss
 from fairdml.metrics.functional.leakage import attribute_leakage
-from fairdml.metrics.functional.retrieval import retrieval_per_query
+from fairdml.metrics.functional.neighbours import PerQueryFunction, PerQueryMetric, metrics_phrase, per_query_values
 from fairdml.metrics.functional.set_metrics import resolve_report_kmeans
 from fairdml.metrics.functional.set_metrics import uniformity as set_metric_uniformity
 from fairdml.metrics.functional.stages import GEOMETRY, GROUPS, INTERVALS, OVERALL, collect_stages, stage
@@ -63,7 +64,7 @@ def _warnings_prefixed(prefix: str) -> Iterator[None]:
 
 
 @functools.cache
-def _import_compute(path: str) -> SetMetric:
+def _import_compute(path: str) -> SetMetric | PerQueryFunction:
     """The function a "module:function" path names (cached: a report calls it once per group)."""
     module_name, _, function_name = path.partition(":")
     try:
@@ -72,11 +73,11 @@ def _import_compute(path: str) -> SetMetric:
         raise ImportError(f"cannot import the metric function {path!r}: {error}") from error
 
 
-def _set_metric_functions(specs: Sequence[MetricSpec]) -> dict[str, SetMetric]:
-    """name -> function of each per-set metric, imported before any work so a bad path fails at once."""
+def _metric_functions(specs: Sequence[MetricSpec], scope: str) -> dict[str, Any]:
+    """name -> function of each metric of `scope`, imported before any work so a bad path fails at once."""
     functions = {}
     for spec in specs:
-        if spec.scope == "per_set":
+        if spec.scope == scope:
             try:
                 functions[spec.name] = _import_compute(spec.compute)
             except ImportError as error:
@@ -158,7 +159,8 @@ def fairness_report(
 
 def _build_report(embeddings, labels, groups, settings: ReportSettings, group_names) -> dict:
     specs = metric_specs(settings.ks)
-    set_functions = _set_metric_functions(specs)  # fail before the expensive retrieval, not after it
+    query_functions = _metric_functions(specs, "per_query")  # fail before the expensive retrieval, not after it
+    set_functions: dict[str, SetMetric] = _metric_functions(specs, "per_set")
     x = check_embeddings(as_tensor(embeddings, "embeddings"))
     n = x.shape[0]
     y = check_labels(as_tensor(labels, "labels"), n).to(x.device)
@@ -168,12 +170,9 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
     settings = resolve_report_kmeans(settings, y)  # "auto": one k-means for every set, groups compare alike
     z = l2_normalise(x)
 
-    retrieval = retrieval_per_query(
-        z, y, ks, distance=settings.distance, memory_budget_bytes=settings.memory_budget_bytes,
-        knn_backend=settings.knn_backend,
-    )  # fmt: skip
-    per_query = {f"recall@{k}": retrieval.recall[k] for k in ks}
-    per_query["map@r"] = retrieval.map_at_r
+    query_metrics = [PerQueryMetric(s.name, query_functions[s.name], s.k) for s in specs if s.scope == "per_query"]
+    retrieval = per_query_values(z, y, query_metrics, settings)  # one kNN search for every per-query metric
+    per_query = retrieval.values  # name -> (N,) values, NaN for queries without a positive
     everyone = torch.ones(n, dtype=torch.bool, device=x.device)
 
     shared = _shared_uniformity(set_functions, z, codes, len(names), settings)
@@ -215,8 +214,8 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
         with _warnings_prefixed(f"group {name!r}: "):
             for metric, values in per_query.items():
                 entry[metric] = masked_mean(values, mask)
-            if entry[f"recall@{ks[0]}"] is None:
-                warn("no query has a positive in the gallery; recall@k and map@r are None")
+            if not (mask & retrieval.has_positive).any():
+                warn(f"no query has a positive in the gallery; {metrics_phrase(list(per_query))} are None")
             entry |= set_figures(mask, members)
         return entry
 
@@ -244,7 +243,7 @@ def _build_report(embeddings, labels, groups, settings: ReportSettings, group_na
             "queries_without_positive_by_group": excluded_by_group,
         },
         "chance_level": {"attribute_leakage": chance},
-        "settings": settings.as_report(retrieval.effective_ks, leakage_split),
+        "settings": settings.as_report({k: retrieval.effective_k[f"recall@{k}"] for k in ks}, leakage_split),
     }
     if settings.knn_backend != "torch":  # an audit's "auto": record which search ran (the default run's: torch)
         report["settings"]["knn_backend"] = "faiss" if use_faiss(z, settings.knn_backend) else "torch"

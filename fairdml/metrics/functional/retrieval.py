@@ -1,7 +1,9 @@
 """Recall@k and mAP@R per query, with the gallery = all samples except the query itself.
 
-Per-query values (NaN for excluded queries) are returned so that overall and per-group figures are plain
-means over the right queries: a query belongs to its own subgroup, the gallery is everyone.
+Both are per-query metrics in the report's calling convention (`neighbours`, `MetricSpec.compute`): each gets
+the shared kNN result and returns one value per query, so overall and per-group figures are plain means over
+the right queries: a query belongs to its own subgroup, the gallery is everyone. `retrieval_per_query` runs
+both on their own, outside a report.
 """
 
 from __future__ import annotations
@@ -12,9 +14,34 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES, warn
-from fairdml.metrics.functional.knn import iter_knn_chunks
-from fairdml.metrics.functional.stages import KNN, staged
+from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
+from fairdml.metrics.functional.neighbours import Neighbours, PerQueryMetric, per_query_values
+from fairdml.metrics.settings import ReportSettings
+
+
+def recall_at_k_per_query(neighbours: Neighbours, settings: ReportSettings) -> Tensor:
+    """Recall@k_i = 1[any of the k nearest neighbours of i has class y_i], k = the spec's (neighbours' width).
+
+    Example:
+        >>> from fairdml.metrics.functional.neighbours import Neighbours
+        >>> labels = torch.tensor([[1, 0], [2, 2]])  # two queries' 2 nearest neighbours' classes
+        >>> hits = Neighbours(torch.arange(2), torch.tensor([0, 1]), labels, labels == torch.tensor([[0], [1]]),
+        ...                   torch.tensor([1, 3]))
+        >>> recall_at_k_per_query(hits, ReportSettings()).tolist()
+        [1.0, 0.0]
+    """
+    return neighbours.matches.any(dim=1).double()
+
+
+def average_precision_at_r_per_query(neighbours: Neighbours, settings: ReportSettings) -> Tensor:
+    """AP@R_i = (1/R_i) * sum_{j<=R_i} P@j * rel_j, R_i = #{other samples of class y_i} (Musgrave et al. 2020);
+    its mean is mAP@R. Reads the first R_i neighbours of each query (a spec with k None gets at least max R)."""
+    matches, positives = neighbours.matches, neighbours.positives
+    r = positives.unsqueeze(1)  # (c, 1)
+    rank = torch.arange(1, matches.shape[1] + 1, device=matches.device).unsqueeze(0)  # (1, K)
+    hits = matches & (rank <= r)
+    precision_at_rank = hits.cumsum(dim=1, dtype=torch.float64) / rank
+    return (precision_at_rank * hits).sum(dim=1) / positives
 
 
 @dataclass
@@ -28,21 +55,6 @@ class RetrievalPerQuery:
     messages: list[str] = field(default_factory=list)
 
 
-def _clamp_ks(ks: Sequence[int], gallery_size: int) -> tuple[dict[int, int], list[str]]:
-    """Clamp each k to the gallery size (N - 1): Recall@k with k >= gallery is 1 for every valid query."""
-    if any(int(k) < 1 for k in ks):
-        raise ValueError(f"every k must be >= 1, got {list(ks)}")
-    effective, messages = {}, []
-    for k in ks:
-        effective[int(k)] = max(1, min(int(k), gallery_size))  # N = 1: no gallery, every query is excluded
-        if int(k) > gallery_size:
-            messages.append(
-                f"recall@{k}: k exceeds the gallery ({gallery_size} samples); clamped to {effective[int(k)]}"
-            )
-    return effective, messages
-
-
-@staged(KNN)
 def retrieval_per_query(
     embeddings: Tensor,
     labels: Tensor,
@@ -52,56 +64,25 @@ def retrieval_per_query(
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     knn_backend: str = "torch",
 ) -> RetrievalPerQuery:
-    """Recall@k and mAP@R of every sample as a query against all other samples.
+    """Recall@k and mAP@R of every sample as a query against all other samples, outside a report.
 
-    Recall@k_i = 1[any of the k nearest neighbours of i has class y_i].
-    mAP@R_i = (1/R_i) * sum_{j<=R_i} P@j * rel_j, R_i = #{other samples of class y_i} (Musgrave et al. 2020).
     Queries with R_i = 0 are excluded (NaN) and counted in `has_positive`. Both are computed chunk by chunk
     from a top-K search, K = max(max k, max R), so no (N, N) matrix is ever built. `knn_backend` "torch"
     (default), "auto" (faiss when installed, for float32 CPU inputs) or "faiss": see `knn`.
     """
-    if len(ks) == 0:
-        raise ValueError("ks must name at least one k, e.g. (1, 2, 4, 8)")
-    n = embeddings.shape[0]
-    device = embeddings.device
-    labels = labels.to(device)
-    _, class_of, class_counts = torch.unique(labels, return_inverse=True, return_counts=True)
-    positives = class_counts[class_of] - 1  # R_i
-    has_positive = positives > 0
-    effective_ks, messages = _clamp_ks(ks, n - 1)
-    recall = {k: torch.full((n,), float("nan"), dtype=torch.float64, device=device) for k in effective_ks}
-    map_at_r = torch.full((n,), float("nan"), dtype=torch.float64, device=device)
-    n_excluded = int((~has_positive).sum())
-    if n_excluded:
-        messages.append(
-            f"{n_excluded} queries belong to classes with a single sample (no positive in the gallery); "
-            "they are excluded from recall@k and map@r"
-        )
-    for message in messages:
-        warn(message)
-    valid = has_positive.nonzero().flatten()
-    if valid.numel() == 0:
-        return RetrievalPerQuery(recall, map_at_r, has_positive, effective_ks, messages)
-
-    width = min(n - 1, max(max(effective_ks.values()), int(positives.max())))
-    for queries, _, neighbours in iter_knn_chunks(
-        embeddings,
-        width,
-        distance=distance,
-        query_indices=valid,
-        memory_budget_bytes=memory_budget_bytes,
-        refine_distances=False,
-        backend=knn_backend,
-    ):
-        matches = labels[neighbours] == labels[queries].unsqueeze(1)  # (c, K)
-        for k, k_used in effective_ks.items():
-            recall[k][queries] = matches[:, :k_used].any(dim=1).double()
-        r = positives[queries].unsqueeze(1)  # (c, 1)
-        rank = torch.arange(1, width + 1, device=device).unsqueeze(0)  # (1, K)
-        hits = matches & (rank <= r)
-        precision_at_rank = hits.cumsum(dim=1, dtype=torch.float64) / rank
-        map_at_r[queries] = (precision_at_rank * hits).sum(dim=1) / r.squeeze(1)
-    return RetrievalPerQuery(recall, map_at_r, has_positive, effective_ks, messages)
+    settings = ReportSettings(ks=tuple(ks), distance=distance, memory_budget_bytes=memory_budget_bytes,
+                              knn_backend=knn_backend)  # fmt: skip
+    recall = [PerQueryMetric(f"recall@{k}", recall_at_k_per_query, k) for k in settings.ks]
+    result = per_query_values(
+        embeddings, labels, [*recall, PerQueryMetric("map@r", average_precision_at_r_per_query)], settings
+    )
+    return RetrievalPerQuery(
+        recall={k: result.values[f"recall@{k}"] for k in settings.ks},
+        map_at_r=result.values["map@r"],
+        has_positive=result.has_positive,
+        effective_ks={k: result.effective_k[f"recall@{k}"] for k in settings.ks},
+        messages=result.messages,
+    )
 
 
 def recall_at_k(embeddings: Tensor, labels: Tensor, k: int, **kwargs) -> float:
