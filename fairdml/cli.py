@@ -32,10 +32,12 @@ def _train(args: argparse.Namespace) -> None:
             from fairdml.sweep import sweep_file_overrides
 
             overrides = sweep_file_overrides(args.sweep_file) + overrides  # the command line wins
-        run_local_sweep(overrides, sweep_dir=args.sweep_dir, overwrite=args.overwrite)
+        run_local_sweep(overrides, sweep_dir=args.sweep_dir, overwrite=args.overwrite, jobs=args.jobs)
         return
     if args.overwrite:
         raise ValueError("--overwrite goes with -m (a sweep folder); for one run's folder use overwrite=true")
+    if args.jobs != 1:
+        raise ValueError("--jobs goes with -m (runs of a sweep at a time); one run's threads: OMP_NUM_THREADS")
     cfg = compose_config(args.overrides)  # a config error shows before torch is imported
     if args.cfg:  # Hydra's `--cfg job`: the composed config, nothing run
         from omegaconf import OmegaConf
@@ -151,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-m", "--multirun", action="store_true", help="sweep comma-separated values locally")
     train.add_argument("--sweep-dir", default=None, help="-m: the sweep folder (default outputs/sweeps/...)")
     train.add_argument("--sweep-file", default=None, help="-m: run a W&B grid sweep file locally")
+    train.add_argument(
+        "--jobs", type=int, default=1, metavar="N",
+        help="-m: train N runs at a time, each with cores/N threads unless OMP_NUM_THREADS is set (default 1)",
+    )  # fmt: skip
     train.add_argument(
         "--overwrite", action="store_true", help="-m: clear the runs of another grid in --sweep-dir (else refused)"
     )

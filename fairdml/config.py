@@ -94,7 +94,7 @@ class TrainerConfig:
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
-    max_epochs: int = 15
+    max_epochs: int = 60  # configs/trainer/cpu.yaml: the embedded data's converged recipe
     limit_train_batches: Any = None
     limit_val_batches: Any = None
     check_val_every_n_epoch: int = 1

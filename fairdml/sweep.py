@@ -1,4 +1,4 @@
-"""Local sweeps: `fairdml train -m key=a,b other=c,d` runs every combination, one after another.
+"""Local sweeps: `fairdml train -m key=a,b other=c,d` runs every combination, `--jobs N` of them at a time.
 
 The grid comes from Hydra's own override grammar and sweeper (`OverridesParser` + `BasicSweeper`), so
 `key=a,b`, `key=range(0,3)` and `key=choice(a,b)` mean what they mean in Hydra. Hydra's launcher is not
@@ -7,6 +7,9 @@ crashes (or a DDP run, whose launcher re-executes the command line) must not tak
 Every run gets a subfolder `<sweep>/<NNN>/` (config.yaml, report.json, train.log); `sweep.json` records
 each run's overrides and outcome as it goes (the same command run again skips the runs that finished);
 at the end a summary table over all runs (CSV + Markdown) and the trade-off plot are written.
+
+With `--jobs N`, threads of this process start and wait for N runs at a time, which share the cores: each
+starts with `OMP_NUM_THREADS` = cores // N (N > 1), so 2 jobs on 2 cores train with one thread each.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 from pathlib import Path
 
@@ -33,17 +39,20 @@ from fairdml.run_layout import RunPaths
 
 MANIFEST = "sweep.json"
 LOG_TAIL_LINES = 15
+# Read by torch (OpenMP) and MKL when the child starts: a run's thread pool is sized before any fairdml code runs.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+STOP_GRACE_SECONDS = 10
 
 
 def expand_sweep(overrides: list[str]) -> tuple[list[list[str]], list[str]]:
     """Every run's override list (Hydra's grid order) and the keys that take more than one value."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-        (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+        (grid,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
     except HydraException as error:
         raise ValueError(f"bad sweep override: {error}") from None
     swept = [override.get_key_element() for override in parsed if override.is_sweep_override()]
-    return jobs, swept
+    return grid, swept
 
 
 def _hydra_value(value: object) -> str:
@@ -96,16 +105,95 @@ def _sweep_dir(first_job: list[str], sweep_dir: str | None) -> Path:
     return Path(cfg.output_dir) / "sweeps" / f"{cfg.experiment}_{stamp}"
 
 
-def _check_jobs(jobs: list[list[str]]) -> None:
+def _check_grid(grid: list[list[str]]) -> None:
     """Compose every run's config before starting any, so a bad key fails now and not after hours."""
-    for job in jobs:
+    for job in grid:
         if any(override.split("=", 1)[0].lstrip("+~") == "run_dir" for override in job):
             raise ValueError("a sweep chooses each run's folder itself: remove run_dir= from the overrides")
         compose_config(job)
 
 
-def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
-    """One `fairdml train` process; its output goes to `<run_dir>/train.log`.
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says, as a container's cpuset limits it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _thread_budget(jobs: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The thread variables every run starts with, so that N runs at a time share the cores instead of each
+    taking them all. Values the user set are kept (one of the two stands for both). With one run at a time
+    nothing is added: torch takes every core as before, and Lightning's DDP launcher, which splits the cores
+    among its ranks only when `OMP_NUM_THREADS` is unset, still does."""
+    given = {name: environ[name] for name in THREAD_VARIABLES if environ.get(name)}
+    if not given and jobs == 1:
+        return {}
+    share = next(iter(given.values()), str(max(1, _cores() // jobs)))
+    return {name: given.get(name, share) for name in THREAD_VARIABLES}
+
+
+def _death_signal_hook() -> Callable[[], None] | None:
+    """A `preexec_fn` for each child: the kernel sends it SIGTERM when the thread that started it dies, and with
+    it when the sweep process dies, even by kill -9 (Linux's PR_SET_PDEATHSIG), so no run goes on training as an
+    orphan in a folder a re-run will reuse. Each child is started and waited for by the same pool thread, which
+    lives until the child ends. libc is looked up here, in the parent: between fork and exec the child must not
+    dlopen, which could wait forever on a lock that another thread of the sweep held at the fork."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def die_with_parent() -> None:
+        prctl(pr_set_pdeathsig, sigterm)
+
+    return die_with_parent
+
+
+class _Children:
+    """The sweep's running `fairdml train` processes, so that an interrupted sweep stops every one of them (the
+    pool's threads would otherwise keep the sweep alive until each run had finished)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: set[subprocess.Popen] = set()
+        self.stopping = False
+        self.preexec_fn = _death_signal_hook()
+
+    def start(self, command: list[str], **popen_options) -> subprocess.Popen | None:
+        """Start a run, unless the sweep is stopping (then None)."""
+        with self.lock:
+            if self.stopping:
+                return None
+            process = subprocess.Popen(command, preexec_fn=self.preexec_fn, **popen_options)
+            self.running.add(process)
+            return process
+
+    def wait(self, process: subprocess.Popen) -> int:
+        returncode = process.wait()
+        with self.lock:
+            self.running.discard(process)
+        return returncode
+
+    def stop_all(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM to every running run (Lightning stops at the next step), SIGKILL to any still alive after
+        `grace_seconds`; no run starts after this."""
+        with self.lock:
+            self.stopping = True
+            processes = list(self.running)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(grace_seconds)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _run_one(job: list[str], run_dir: Path, group: str, children: _Children, threads: dict[str, str]) -> dict | None:
+    """One `fairdml train` process; its output goes to `<run_dir>/train.log`. None if the sweep was interrupted.
 
     A folder left by an earlier failed attempt is the sweep's own: it is cleared, so the new run starts in a
     folder that holds only its `train.log` (which `fairdml train` accepts; any other file it refuses).
@@ -115,15 +203,19 @@ def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "train.log").unlink(missing_ok=True)
     command = [sys.executable, "-m", "fairdml", "train", *job, f"run_dir={run_dir}"]
-    env = {key: value for key, value in os.environ.items() if key != "FAIRDML_RUN_DIR"}
+    env = {key: value for key, value in os.environ.items() if key != "FAIRDML_RUN_DIR"} | threads
     env.setdefault("WANDB_RUN_GROUP", group)  # W&B shows a sweep's runs as one group
-    started = time.monotonic()
+    started_at, started = _now(), time.monotonic()
     with open(run_dir / "train.log", "w") as log:
-        returncode = subprocess.run(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, check=False, preexec_fn=_die_with_parent
-        ).returncode
+        process = children.start(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if process is None:
+            return None
+        returncode = children.wait(process)
+    if children.stopping:
+        return None  # stopped by the sweep, not failed: a re-run runs it again
     record = {"run_dir": run_dir.name, "overrides": job, "returncode": returncode}
     record["seconds"] = round(time.monotonic() - started, 1)
+    record.update(started=started_at, ended=_now(), threads={name: env.get(name) for name in THREAD_VARIABLES})
     record["status"] = "finished" if returncode == 0 and is_finished_run(run_dir) else "failed"
     if record["status"] == "failed":
         lines = (run_dir / "train.log").read_text(errors="replace").splitlines()
@@ -131,13 +223,60 @@ def _run_one(job: list[str], run_dir: Path, group: str) -> dict:
     return record
 
 
-def _die_with_parent() -> None:
-    """In the child, before it starts: the kernel sends it SIGTERM when the sweep process dies, even by kill -9
-    (Linux's PR_SET_PDEATHSIG), so no run goes on training as an orphan in a folder a re-run will reuse."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _now() -> str:
+    return datetime.now().isoformat(timespec="milliseconds")
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+
+class _Ledger:
+    """`sweep.json` and the progress lines as runs start and end: records stay in grid order whatever order the
+    runs finish in, and one thread at a time writes (each write is atomic, so a killed sweep leaves whole records)."""
+
+    def __init__(self, folder: Path, header: dict, grid: list[list[str]]) -> None:
+        self.folder, self.header, self.grid = folder, header, grid
+        self.records: list[dict | None] = [None] * len(grid)
+        self.lock = threading.Lock()
+
+    def runs(self) -> list[dict]:
+        return [record for record in self.records if record is not None]
+
+    def started(self, index: int) -> None:
+        with self.lock:
+            print(f"[{index + 1}/{len(self.grid)}] {' '.join(self.grid[index])}", flush=True)
+
+    def add(self, index: int, record: dict, kept: bool = False) -> None:
+        with self.lock:
+            self.records[index] = record
+            write_json(self.folder / MANIFEST, {**self.header, "runs": self.runs()}, indent=2)
+            job = self.grid[index]
+            swept = [override for override in job if override.split("=", 1)[0] in self.header["swept"]] or job
+            outcome = "finished earlier, kept" if kept else f"{record['status']} in {record['seconds']} s"
+            where = self.folder / record["run_dir"]
+            print(f"[{index + 1}/{len(self.grid)}] {' '.join(swept)}: {outcome} -> {where}", flush=True)
+
+
+def _run_grid(grid: list[list[str]], folder: Path, jobs: int, ledger: _Ledger) -> None:
+    """Run every grid point the ledger has no record of, `jobs` at a time, starting them in grid order. A failed
+    run is recorded and the others go on; Ctrl-C (or an error of the sweep itself) stops every running child."""
+    todo = [index for index, record in enumerate(ledger.records) if record is None]
+    children, threads = _Children(), _thread_budget(jobs)
+
+    def run(index: int) -> None:
+        if children.stopping:
+            return
+        ledger.started(index)
+        record = _run_one(grid[index], folder / f"{index:03d}", folder.name, children, threads)
+        if record is not None:
+            ledger.add(index, record)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo))), thread_name_prefix="fairdml-sweep")
+    try:
+        for future in as_completed([pool.submit(run, index) for index in todo]):
+            future.result()
+    except BaseException:
+        children.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def _check_same_grid(folder: Path, overrides: list[str], overwrite: bool) -> None:
@@ -175,9 +314,10 @@ def _finished_before(folder: Path) -> dict[str, dict]:
     return {record["run_dir"]: record for record in runs if record.get("status") == "finished"}
 
 
-def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrite: bool = False) -> Path:
+def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrite: bool = False, jobs: int = 1) -> Path:
     """Run the grid, record each run, then write the summary table and the trade-off plot. The same grid
-    again keeps its finished runs; another grid in the same folder is refused unless `overwrite`.
+    again keeps its finished runs (whatever `jobs` either call had); another grid in the same folder is refused
+    unless `overwrite`.
 
     Every run's config is composed and checked before the first run starts; each run is its own `fairdml train`
     process in `<sweep_dir>/<NNN>/`, so one that fails (its train.log says why) does not stop the others.
@@ -186,6 +326,9 @@ def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrit
         overrides: `fairdml train -m` overrides; `key=a,b` (or Hydra's `range(...)`, `choice(...)`) sweeps a key.
         sweep_dir: the sweep's folder; None: `<output_dir>/sweeps/<experiment>_<time>`.
         overwrite: clear the runs of another grid found in `sweep_dir` instead of refusing.
+        jobs: how many runs train at a time. With more than one, each run starts with `OMP_NUM_THREADS` and
+            `MKL_NUM_THREADS` = cores // jobs (at least 1) unless they are set. Figures can depend on a run's
+            thread count (the order of float sums), never on `jobs` itself.
 
     Returns:
         The sweep folder: sweep.json, summary.csv, summary.md and one subfolder per run.
@@ -195,8 +338,8 @@ def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrit
         any run starts:
 
         >>> overrides = ["loss=margin,triplet", "seed=0,1", "model=tiny", "trainer.max_epochs=1"]
-        >>> jobs, swept = expand_sweep(overrides)
-        >>> len(jobs), swept, jobs[1]
+        >>> grid, swept = expand_sweep(overrides)
+        >>> len(grid), swept, grid[1]
         (4, ['loss', 'seed'], ['loss=margin', 'seed=1', 'model=tiny', 'trainer.max_epochs=1'])
         >>> folder = run_local_sweep(overrides, sweep_dir="outputs/sweeps/loss")  # doctest: +SKIP
         >>> run_local_sweep(["model.embeding_dim=32,64"])  # doctest: +ELLIPSIS
@@ -204,34 +347,32 @@ def run_local_sweep(overrides: list[str], sweep_dir: str | None = None, overwrit
         ...
         ValueError: bad configuration: ...Did you mean 'model.embedding_dim'?
     """
-    jobs, swept = expand_sweep(overrides)
-    _check_jobs(jobs)
-    folder = _sweep_dir(jobs[0], sweep_dir)
+    if jobs < 1:
+        raise ValueError(f"--jobs is how many runs train at a time: 1 or more, got {jobs}")
+    grid, swept = expand_sweep(overrides)
+    _check_grid(grid)
+    folder = _sweep_dir(grid[0], sweep_dir)
     _check_same_grid(folder, overrides, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
+    header = {"overrides": overrides, "swept": swept, "created": datetime.now().isoformat(), "jobs": jobs}
+    ledger = _Ledger(folder, header, grid)
+    at_a_time = f", {jobs} at a time" if jobs > 1 else ""
+    print(f"fairdml sweep: {len(grid)} runs over {', '.join(swept) or 'nothing'} in {folder}{at_a_time}", flush=True)
     done = _finished_before(folder)
-    manifest = {"overrides": overrides, "swept": swept, "created": datetime.now().isoformat(), "runs": []}
-    print(f"fairdml sweep: {len(jobs)} runs over {', '.join(swept) or 'nothing'} in {folder}", flush=True)
-    for index, job in enumerate(jobs):
-        print(f"[{index + 1}/{len(jobs)}] {' '.join(job)}", flush=True)
-        run_dir = folder / f"{index:03d}"
-        previous = done.get(run_dir.name)
-        if previous is not None and previous["overrides"] == job and is_finished_run(run_dir):
-            record = previous  # the same run finished in an earlier, interrupted call: keep it
-        else:
-            record = _run_one(job, run_dir, group=folder.name)
-        manifest["runs"].append(record)
-        write_json(folder / MANIFEST, manifest, indent=2)  # atomic: a killed sweep leaves the last whole record
-        print(f"    {record['status']} in {record['seconds']} s -> {folder / record['run_dir']}", flush=True)
+    for index, job in enumerate(grid):
+        previous = done.get(f"{index:03d}")
+        if previous is not None and previous["overrides"] == job and is_finished_run(folder / previous["run_dir"]):
+            ledger.add(index, previous, kept=True)  # the same run finished in an earlier, interrupted call
+    _run_grid(grid, folder, jobs, ledger)
     summarize_sweep(folder)
-    failed = [record for record in manifest["runs"] if record["status"] != "finished"]
-    if len(failed) < len(jobs):
+    failed = [record for record in ledger.runs() if record["status"] != "finished"]
+    if len(failed) < len(grid):
         from fairdml.reports.compare import run_compare
 
         run_compare([str(folder)], str(folder))
     if failed:
         names = ", ".join(record["run_dir"] for record in failed)
-        print(f"fairdml sweep: {len(failed)} of {len(jobs)} runs failed ({names}); see their train.log")
+        print(f"fairdml sweep: {len(failed)} of {len(grid)} runs failed ({names}); see their train.log")
     return folder
 
 

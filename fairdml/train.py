@@ -17,12 +17,14 @@ from fairdml.atomic import write_json, write_text
 from fairdml.callbacks.instantiate import instantiate_callbacks
 from fairdml.callbacks.run_state import RunState, recorded_csv_rows, recorded_run_id
 from fairdml.callbacks.selection import build_checkpoint
+from fairdml.callbacks.timings import DATA_CARD, DOWNSTREAM, EXPORT, FIT, MODEL_CARD, REPORT, SETUP, TEST, RunTimings
 from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import to_container
 from fairdml.config_checks import check_config
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.loggers import create_loggers, finish_loggers, log_run_files, resolve_wandb_config
 from fairdml.loggers.noise import silence_known_noise
+from fairdml.metrics.functional.stages import stage
 from fairdml.metrics.spec import is_groups_section, log_name
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
@@ -166,7 +168,10 @@ def run_training(cfg: DictConfig) -> Path:
     """Train, test on held-out classes, and write the run folder (see docs/architecture.md).
 
     Every value is checked before any work; an existing run folder is refused unless `resume` or
-    `overwrite=true` is given (docs/reliability.md).
+    `overwrite=true` is given (docs/reliability.md). `report["timings"]` has the wall seconds of each stage
+    (setup, data_card, fit and inside it train_steps, validation, sanity_check, fit_other; test, downstream,
+    report, export, model_card; total, up to the report's last write) and the numbers of training steps and
+    validations: this process's (rank 0's under DDP; since the resume for a resumed run, see `RunTimings`).
 
     Args:
         cfg: a composed training config (`compose_config`).
@@ -196,21 +201,24 @@ def run_training(cfg: DictConfig) -> Path:
         (['majority', 'minority'], 48)
         >>> temporary.cleanup()
     """
-    check_config(cfg)
-    silence_known_noise()
-    for key, value in resolve_wandb_config(to_container(cfg.logger.wandb)).items():  # config.yaml: what was used
-        cfg.logger.wandb[key] = value
-    run_dir = resolve_run_dir(cfg)
-    first_process = _is_first_process(run_dir)
-    previous_env = os.environ.get(RUN_DIR_ENV)
-    os.environ[RUN_DIR_ENV] = str(run_dir)
-    try:
-        return _run(cfg, run_dir, first_process)
-    finally:
-        if previous_env is None:
-            os.environ.pop(RUN_DIR_ENV, None)
-        else:
-            os.environ[RUN_DIR_ENV] = previous_env
+    timings = RunTimings()
+    with timings.recording():
+        with stage(SETUP):
+            check_config(cfg)
+            silence_known_noise()
+            for key, value in resolve_wandb_config(to_container(cfg.logger.wandb)).items():  # config.yaml: as used
+                cfg.logger.wandb[key] = value
+            run_dir = resolve_run_dir(cfg)
+            first_process = _is_first_process(run_dir)
+        previous_env = os.environ.get(RUN_DIR_ENV)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        try:
+            return _run(cfg, run_dir, first_process, timings)
+        finally:
+            if previous_env is None:
+                os.environ.pop(RUN_DIR_ENV, None)
+            else:
+                os.environ[RUN_DIR_ENV] = previous_env
 
 
 def _is_first_process(run_dir: Path) -> bool:
@@ -262,7 +270,31 @@ def check_before_training(cfg: DictConfig, datamodule: DMLDataModule) -> None:
             )
 
 
-def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
+def _run(cfg: DictConfig, run_dir: Path, first_process: bool, timings: RunTimings) -> Path:
+    with stage(SETUP):
+        datamodule, module, trainer, checkpoint_path = _set_up(cfg, run_dir, first_process, timings)
+    if trainer.is_global_zero:
+        with stage(DATA_CARD):
+            write_run_data_card(datamodule, run_dir, seed=cfg.seed)  # data_card.json/.html, ~1 s on digits
+    with stage(FIT):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
+    guard = next(c for c in trainer.callbacks if isinstance(c, ValidationGuard))
+    selection = None
+    if trainer.is_global_zero:
+        selection = write_selection(run_dir, trainer.checkpoint_callback, guard.validated_epochs)
+    if cfg.evaluation.test_after_fit:
+        _test_and_write(cfg, run_dir, module, datamodule, trainer, selection, timings)
+    finish_loggers(trainer.loggers)
+    if trainer.is_global_zero:
+        _print_ending(run_dir)
+    return run_dir
+
+
+def _set_up(
+    cfg: DictConfig, run_dir: Path, first_process: bool, timings: RunTimings
+) -> tuple[DMLDataModule, DMLModule, L.Trainer, str | None]:
+    """Everything before fit: the data, the module, the checks, the folder, the trainer (with `timings` as its
+    first callback), and, on rank 0, config.yaml and data_summary.json. Returns the checkpoint to resume from."""
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     config = to_container(cfg)
     datamodule = DMLDataModule(cfg.data, seed=cfg.seed)
@@ -272,7 +304,7 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
     if cfg.get("init_from"):
         load_initial_weights(module, cfg.init_from)
     checkpoint_path, csv_rows = _prepare_resume(cfg, run_dir, first_process)  # every check done: the first write
-    callbacks = build_callbacks(cfg, run_dir, datamodule.group_names)
+    callbacks = [timings, *build_callbacks(cfg, run_dir, datamodule.group_names)]
     trainer_cfg = to_container(cfg.trainer)
     trainer_cfg["precision"] = effective_precision(trainer_cfg)
     trainer = L.Trainer(
@@ -283,35 +315,39 @@ def _run(cfg: DictConfig, run_dir: Path, first_process: bool) -> Path:
     if trainer.is_global_zero:
         write_text(RunPaths(run_dir).config, OmegaConf.to_yaml(cfg, resolve=True))
         write_json(RunPaths(run_dir).data_summary, datamodule.summary(), default=str)
-        write_run_data_card(datamodule, run_dir, seed=cfg.seed)  # data_card.json/.html, ~1 s on digits
-    trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint_path)
-    guard = next(c for c in callbacks if isinstance(c, ValidationGuard))
-    selection = None
-    if trainer.is_global_zero:
-        selection = write_selection(run_dir, trainer.checkpoint_callback, guard.validated_epochs)
-    if cfg.evaluation.test_after_fit:
-        has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
-        if has_best and not Path(trainer.checkpoint_callback.best_model_path).is_file():
-            # Only after a resume whose replayed epochs differ from the interrupted ones (non-deterministic
-            # kernels): the interrupted run had already replaced the checkpoint selected at the resume point.
-            raise FileNotFoundError(
-                f"the selected checkpoint {trainer.checkpoint_callback.best_model_path} is missing; it was "
-                f"replaced by the interrupted run and this resume did not select it again (non-deterministic "
-                f"training). Train again with overwrite=true, ideally with trainer.deterministic=true"
-            )
-        trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
-        if trainer.is_global_zero:
-            with staged_outputs(run_dir) as staging:  # report, embeddings, model.pt and card together, or none
-                _write_test_outputs(cfg, staging, module, datamodule, trainer, selection)
-                if cfg.evaluation.model_card:
-                    from fairdml.reports.card.write import write_model_card_after
+    return datamodule, module, trainer, checkpoint_path
 
-                    write_model_card_after("train", staging, cfg.evaluation.card_inputs, final_dir=run_dir)
-            log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
-    finish_loggers(trainer.loggers)
-    if trainer.is_global_zero:
-        _print_ending(run_dir)
-    return run_dir
+
+def _test_and_write(
+    cfg: DictConfig, run_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer: L.Trainer,
+    selection: dict | None, timings: RunTimings,
+) -> None:  # fmt: skip
+    """The test with the selected checkpoint, then (rank 0) the closing output set: report, embeddings, model.pt
+    and card together, or none. The report is written again last with its `timings`."""
+    has_best = bool(trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path)
+    if has_best and not Path(trainer.checkpoint_callback.best_model_path).is_file():
+        # Only after a resume whose replayed epochs differ from the interrupted ones (non-deterministic
+        # kernels): the interrupted run had already replaced the checkpoint selected at the resume point.
+        raise FileNotFoundError(
+            f"the selected checkpoint {trainer.checkpoint_callback.best_model_path} is missing; it was "
+            f"replaced by the interrupted run and this resume did not select it again (non-deterministic "
+            f"training). Train again with overwrite=true, ideally with trainer.deterministic=true"
+        )
+    with stage(TEST):
+        trainer.test(module, datamodule=datamodule, ckpt_path="best" if has_best else None, verbose=False)
+    if not trainer.is_global_zero:
+        return
+    with staged_outputs(run_dir) as staging:
+        report = _write_test_outputs(cfg, staging, module, datamodule, trainer, selection)
+        if cfg.evaluation.model_card:
+            from fairdml.reports.card.write import write_model_card_after
+
+            with stage(MODEL_CARD):
+                write_model_card_after("train", staging, cfg.evaluation.card_inputs, final_dir=run_dir)
+        # Added last, so the other figures are written as before (and as the card read them); the CSV leaves it out.
+        report["timings"] = timings.as_report()
+        save_report(report, RunPaths(staging).report)
+    log_run_files(trainer.loggers, run_dir, cfg.logger.wandb.log_model)
 
 
 def _print_ending(run_dir: Path) -> None:
@@ -328,8 +364,9 @@ def _print_ending(run_dir: Path) -> None:
 def _write_test_outputs(
     cfg: DictConfig, out_dir: Path, module: DMLModule, datamodule: DMLDataModule, trainer: L.Trainer,
     selection: dict | None,
-) -> None:  # fmt: skip
-    """report.json (+ report.csv), the test embeddings and model.pt, into `out_dir` (the run's staging folder)."""
+) -> dict:  # fmt: skip
+    """report.json (+ report.csv), the test embeddings and model.pt, into `out_dir` (the run's staging folder);
+    returns the report."""
     report = dict(module.reports["test"])
     selection = selection or {}
     report["meta"] = {
@@ -355,12 +392,16 @@ def _write_test_outputs(
     if cfg.evaluation.downstream:
         from fairdml.evaluate import downstream_for_datamodule
 
-        report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
-    save_report(report, RunPaths(out_dir).report)
+        with stage(DOWNSTREAM):
+            report["downstream"] = downstream_for_datamodule(cfg, datamodule, module.test_embeddings)
+    with stage(REPORT):
+        save_report(report, RunPaths(out_dir).report)
     gathered = module.test_embeddings
     names = np.array(datamodule.group_names, dtype=object)
-    save_embeddings_npz(
-        RunPaths(out_dir).embeddings, gathered["embeddings"].numpy(), gathered["labels"].numpy(),
-        names[gathered["groups"].numpy()].astype(str), datamodule.group_attribute,
-    )  # fmt: skip
-    save_embedding_model(module.model, RunPaths(out_dir).model, extra={"experiment": cfg.experiment})
+    with stage(EXPORT):
+        save_embeddings_npz(
+            RunPaths(out_dir).embeddings, gathered["embeddings"].numpy(), gathered["labels"].numpy(),
+            names[gathered["groups"].numpy()].astype(str), datamodule.group_attribute,
+        )  # fmt: skip
+        save_embedding_model(module.model, RunPaths(out_dir).model, extra={"experiment": cfg.experiment})
+    return report

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -44,3 +46,25 @@ def test_bench_input_pipeline_prints_before_and_after():
     for row in ("| before: PIL decode + augment in the loader |", "| after: decoded cache, loader only |",
                 "| after: device stage", "| after: cache build"):  # fmt: skip
         assert row in table, table
+
+
+def test_bench_run_smoke_prints_two_profiles_side_by_side():
+    table = _load("bench_run").main(["--smoke", "--compare-epochs", "1", "2"])
+    for row in ("s (1 ep)", "s (2 ep)", "  training steps", "  validations", "  other: loading, checkpoints, logging",
+                "model card", "run total (report)", "ms per training step", "s per validation",
+                "share: I/O (report, export)", "share: cards (data, model)"):  # fmt: skip
+        assert row in table, table
+    counts = next(line for line in table.splitlines() if line.startswith("validations "))
+    assert counts.split()[1:] == ["1", "2"], table
+
+
+@pytest.mark.slow  # four fairdml train processes: ~25 s even tiny
+def test_bench_sweep_jobs_smoke_prints_the_table():
+    """Two tiny runs one at a time with every core's threads, then two at a time with half each."""
+    bench = _load("bench_sweep_jobs")
+    table = bench.main(["--smoke"])
+    header, _, one, two = table.splitlines()
+    assert header.startswith("| jobs | threads per run | wall s | wall / jobs=1 wall |"), table
+    cores = bench.cores()
+    assert one.startswith(f"| 1 | {cores} |") and "| 1.00× |" in one and one.endswith("| 2 of 2 |"), table
+    assert two.startswith(f"| 2 | {max(1, cores // 2)} |") and two.endswith("| 2 of 2 |"), table

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from helpers.tiny import TINY_OVERRIDES
 
+from fairdml import sweep as sweep_module
 from fairdml.cli import main
 from fairdml.reports.runs import load_run
 from fairdml.sweep import expand_sweep, run_local_sweep
@@ -148,3 +149,136 @@ def test_a_killed_sweep_takes_its_running_child_with_it(tmp_path):
     parent.wait()
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, "the run went on training as an orphan"
+
+
+def test_jobs_below_one_is_a_one_line_error(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "-m", "seed=0,1", "--jobs", "0", "--sweep-dir", str(sweep)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--jobs" in err and "1 or more, got 0" in err, err
+    assert not sweep.exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "seed=0", "--jobs", "2"])
+    assert exit_info.value.code == 2 and "--jobs goes with -m" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cores", "jobs", "environ", "threads"),
+    [
+        (2, 2, {}, "1"),  # 2 jobs x 1 thread on 2 cores
+        (2, 3, {}, "1"),  # more jobs than cores: still one thread each
+        (8, 2, {}, "4"),
+        (16, 3, {}, "5"),
+        (2, 2, {"OMP_NUM_THREADS": "3"}, "3"),  # the user's choice wins, for both variables
+        (2, 2, {"MKL_NUM_THREADS": "2"}, "2"),
+        (8, 1, {"OMP_NUM_THREADS": "4"}, "4"),
+    ],
+)
+def test_thread_budget_shares_the_cores_unless_the_user_chose(monkeypatch, cores, jobs, environ, threads):
+    monkeypatch.setattr(sweep_module, "_cores", lambda: cores)
+    assert sweep_module._thread_budget(jobs, environ) == {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    assert sweep_module._thread_budget(2, {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"}) == {
+        "OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"
+    }  # fmt: skip
+    assert sweep_module._thread_budget(1, {}) == {}  # one at a time: torch and Lightning choose, as before
+
+
+def test_stopping_a_sweep_terminates_every_running_child():
+    import signal
+    import sys
+
+    children = sweep_module._Children()
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    running = [children.start(sleep) for _ in range(2)]
+    children.stop_all(grace_seconds=10)
+    assert [process.returncode for process in running] == [-signal.SIGTERM] * 2
+    assert children.start(sleep) is None  # none starts once the sweep stops
+
+
+# Three runs, the middle one failing when it builds its data (after every config composed fine); no leakage
+# probe or card, as the runs' own work is not under test.
+GRID = [*TINY_OVERRIDES, "trainer.limit_train_batches=2", "evaluation.model_card=false"]
+GRID += ["data.options.minority_style=global,no_such_style,strokes"]
+
+
+def _intervals(manifest: dict) -> list[tuple[str, str]]:
+    return [(record["started"], record["ended"]) for record in manifest["runs"]]
+
+
+def _most_at_once(intervals: list[tuple[str, str]]) -> int:
+    """The most runs training at one time: ISO times of one clock compare as strings."""
+    return max(sum(start <= moment < end for start, end in intervals) for moment, _ in intervals)
+
+
+@pytest.mark.slow
+def test_two_jobs_give_the_sweep_of_one_job(tmp_path, monkeypatch, capsys):
+    """The same grid one and two at a time: the same records and summary (both runs with one thread each, so the
+    figures match exactly), two runs really train at once and never three, the failed run stops nothing, and a
+    re-run with yet another --jobs retries only the failed run."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the user's choice: kept as it is
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    one = run_local_sweep(GRID, sweep_dir=str(tmp_path / "one"), jobs=1)
+    monkeypatch.delenv("OMP_NUM_THREADS")  # now the sweep chooses: 2 cores // 2 jobs
+    monkeypatch.setattr(sweep_module, "_cores", lambda: 2)
+    capsys.readouterr()
+    two = run_local_sweep(GRID, sweep_dir=str(tmp_path / "two"), jobs=2)
+    printed = capsys.readouterr().out
+    assert "3 runs over data.options.minority_style" in printed and "2 at a time" in printed
+    assert "[2/3] data.options.minority_style=no_such_style: failed in" in printed
+    assert "[3/3] data.options.minority_style=strokes: finished in" in printed
+
+    manifests = [json.loads((folder / "sweep.json").read_text()) for folder in (one, two)]
+    assert [manifest["jobs"] for manifest in manifests] == [1, 2]
+    for manifest in manifests:
+        assert [record["status"] for record in manifest["runs"]] == ["finished", "failed", "finished"]
+        assert "no_such_style" in manifest["runs"][1].pop("error")
+        assert all(record["threads"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} for record in manifest["runs"])
+    timing = ("seconds", "started", "ended")
+    records = [[{k: v for k, v in r.items() if k not in timing} for r in m["runs"]] for m in manifests]
+    assert records[0] == records[1]
+    assert [_most_at_once(_intervals(manifest)) for manifest in manifests] == [1, 2]
+    assert (one / "summary.csv").read_text() == (two / "summary.csv").read_text()
+    assert (one / "summary.md").read_text() == (two / "summary.md").read_text()
+    assert (one / "compare.csv").read_text() == (two / "compare.csv").read_text()
+    assert (two / "tradeoff.png").is_file()
+
+    before = json.loads((two / "sweep.json").read_text())["runs"]
+    log_times = [(two / name / "train.log").stat().st_mtime_ns for name in ("000", "001", "002")]
+    run_local_sweep(GRID, sweep_dir=str(two), jobs=3)  # more jobs than runs is fine
+    again = json.loads((two / "sweep.json").read_text())["runs"]
+    assert [again[0], again[2]] == [before[0], before[2]]
+    assert [(two / name / "train.log").stat().st_mtime_ns for name in ("000", "002")] == log_times[::2]
+    assert (two / "001" / "train.log").stat().st_mtime_ns > log_times[1] and again[1]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_running_run(tmp_path):
+    """SIGINT to the sweep alone (its runs do not get it): the sweep terminates both runs and exits, instead of
+    waiting for them, and records neither (a re-run runs them again)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "fairdml", "train", "-m", *FAST, "trainer.max_epochs=5000", "seed=0,1,2"]
+    parent = subprocess.Popen(
+        [*command, "--jobs", "2", "--sweep-dir", str(sweep)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    children: list = []
+    while time.monotonic() < deadline and len(children) < 2:
+        time.sleep(0.5)
+        children = psutil.Process(parent.pid).children()
+    assert len(children) == 2, f"the sweep started {len(children)} runs at once, not 2"
+    os.kill(parent.pid, signal.SIGINT)
+    parent.wait(timeout=60)  # without the stop, the pool's threads would wait for 5000 epochs
+    assert parent.returncode != 0
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, "a run went on training"
+    assert not (sweep / "sweep.json").exists()
