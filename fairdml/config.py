@@ -72,13 +72,13 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "adamw"  # adamw | adam | sgd
+    name: str = "adamw"  # a name in fairdml.models.optimizers.OPTIMIZERS (the config check reads it)
     lr: float = 1e-3  # heads and loss parameters
     backbone_lr: float = 1e-3
     loss_lr: float = 1e-2  # learnable loss parameters (margin beta, proxies)
     weight_decay: float = 1e-4
     momentum: float = 0.9  # sgd only
-    scheduler: str = "cosine"  # cosine | step | none
+    scheduler: str = "cosine"  # a name in fairdml.models.optimizers.SCHEDULES ("none": constant rate)
     warmup_epochs: int = 0
     step_size: int = 10  # step scheduler
     gamma: float = 0.1  # step scheduler

@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fairdml.models.optimizers import OPTIMIZERS, SCHEDULES
 from fairdml.models.precision import SUPPORTED_PRECISIONS
 from fairdml.numbers import finite_number
 
@@ -51,6 +52,12 @@ def one_of(*choices: Any) -> Callable[[Any], bool]:
     return lambda v: v in choices
 
 
+def either(names: Any) -> str:
+    """The valid names as the error says them: "a, b or c"."""
+    names = [str(name) for name in names]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or check(v)
 
@@ -77,13 +84,13 @@ RULES: tuple[Rule, ...] = (
     Rule("data.eval_batch_size", at_least(1), ">= 1"),
     Rule("data.num_workers", at_least(0), ">= 0"),
     Rule("model.embedding_dim", at_least(1), ">= 1"),
-    Rule("optim.name", one_of("adamw", "adam", "sgd"), "adamw, adam or sgd"),
+    Rule("optim.name", one_of(*OPTIMIZERS), either(OPTIMIZERS)),
     Rule("optim.lr", above(0), "> 0"),
     Rule("optim.backbone_lr", at_least(0), ">= 0 (0 freezes the backbone)"),
     Rule("optim.loss_lr", at_least(0), ">= 0"),
     Rule("optim.weight_decay", at_least(0), ">= 0"),
     Rule("optim.momentum", between(0, 1, high_open=True), "in [0, 1)"),
-    Rule("optim.scheduler", one_of("cosine", "step", "none"), "cosine, step or none"),
+    Rule("optim.scheduler", one_of(*SCHEDULES), either(SCHEDULES)),
     Rule("optim.warmup_epochs", at_least(0), ">= 0"),
     Rule("optim.step_size", at_least(1), ">= 1"),
     Rule("optim.gamma", between(0, 1, low_open=True), "in (0, 1]"),

@@ -1,4 +1,4 @@
-"""Downstream evaluation (fairdml.evaluate): splits, imbalance, re-balancing, `fairdml evaluate RUN_DIR`."""
+"""Downstream evaluation (fairdml.downstream, fairdml.evaluate): splits, imbalance, re-balancing, `fairdml evaluate`."""
 
 from __future__ import annotations
 
@@ -12,15 +12,14 @@ from omegaconf import OmegaConf
 from fairdml.cli import main
 from fairdml.config import compose_config
 from fairdml.data.splits import minority_count
-from fairdml.evaluate import (
+from fairdml.downstream.protocol import (
     DownstreamData,
-    _test_view,
     downstream_evaluation,
     group_balanced_weights,
-    run_evaluate,
     unbalance,
     within_class_split,
 )
+from fairdml.evaluate import _test_view, run_evaluate
 
 
 def test_within_class_split_is_exact():

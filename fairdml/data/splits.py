@@ -80,13 +80,17 @@ def impose_minority_share(
     seed: int,
     labels: np.ndarray | None = None,
     by: str = "samples",
+    keep_each_class: bool = False,
 ) -> np.ndarray:
     """Drop minority samples from `indices` until the minority makes `share` of them (the paper's protocol).
 
+    The one rule of training's imbalance and the downstream evaluation's unbalanced setting.
     `groups` (and `labels`) are indexed by dataset index. `by="samples"` keeps a random subset of minority
     samples; `by="classes"` keeps whole minority classes (identities) in random order, so the minority is
     represented by fewer people rather than fewer images each (the last class kept is trimmed so that the
-    count is exact). The majority is never touched. Returns sorted indices.
+    count is exact). `keep_each_class` (with `by="samples"` and `labels`): one sample of every minority class
+    is kept first, the rest drawn at random, so every class stays learnable; the share may then exceed `share`
+    when there are many minority classes. The majority is never touched. Returns sorted indices.
     """
     indices = np.asarray(indices)
     is_minority = groups[indices] == minority_group
@@ -95,14 +99,30 @@ def impose_minority_share(
     if target >= len(minority):
         return np.sort(indices)
     rng = np.random.default_rng(seed)
-    if by == "samples":
+    if by not in ("samples", "classes"):
+        raise ValueError(f"imbalance 'by' must be 'samples' or 'classes', got {by!r}")
+    if by == "classes" and keep_each_class:
+        raise ValueError("keep_each_class applies to imbalance by='samples' (by='classes' keeps whole classes)")
+    if (by == "classes" or keep_each_class) and labels is None:
+        what = "by='samples' keeping each class" if keep_each_class else f"by={by!r}"
+        raise ValueError(f"imbalance {what} needs the class labels")
+    if keep_each_class:
+        kept = _each_class_then_samples(minority, labels, target, rng)
+    elif by == "samples":
         kept = rng.choice(minority, size=target, replace=False)
-    elif by == "classes":
-        if labels is None:
-            raise ValueError("imbalance by='classes' needs the class labels")
+    else:
         classes = rng.permutation(np.unique(labels[minority]))
         ordered = np.concatenate([rng.permutation(minority[labels[minority] == c]) for c in classes])
         kept = ordered[:target]
-    else:
-        raise ValueError(f"imbalance 'by' must be 'samples' or 'classes', got {by!r}")
     return np.sort(np.concatenate([majority, kept]))
+
+
+def _each_class_then_samples(
+    minority: np.ndarray, labels: np.ndarray, target: int, rng: np.random.Generator
+) -> np.ndarray:
+    """One random sample of every class in `minority`, then random others up to `target` in all (if fewer)."""
+    shuffled = rng.permutation(minority)
+    _, first = np.unique(labels[shuffled], return_index=True)
+    rest = np.setdiff1d(shuffled, shuffled[first])
+    extra = rng.choice(rest, size=max(target - len(first), 0), replace=False)
+    return np.concatenate([shuffled[first], extra])

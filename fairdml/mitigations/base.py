@@ -42,6 +42,11 @@ class MitigationHost(Protocol):
     - `test_step` returns `{"features", "embeddings"}` of the batch, for mitigations that measure at the test.
     - `feature_dim` (F) and `embedding_dim` (D); `reports`, a dict the mitigations' report entries go into
       (`reports["test"]["mitigations"][name]`).
+    - only for the group-weighting mitigations (reweighted, worst_group): `weight_loss_terms(group_weights)`,
+      which weights each term of the host's class loss by its anchor's group (`DMLModule.weight_loss_terms`).
+      In a module of yours: build the loss with `fairdml.losses.create_loss(..., group_weightable=True)`, have
+      `weight_loss_terms` call `fairdml.losses.set_group_weights(self.loss, group_weights)`, and call the loss
+      inside `with self.loss.reducer.for_groups(group_codes):` (the batch's (B,) group codes).
 
     A mitigation checks its module with `require_host` in `setup`, which names every missing member.
 
@@ -87,6 +92,7 @@ class Mitigation(L.Callback, HyperparametersMixin):
 
     Override Lightning's hooks to act on training (register heads and loss terms through the module's
     `add_auxiliary` / `add_loss_term`, change the data module's sampling), and `measure` to report figures.
+    A base shared by several mitigations, which is none itself, says so: `class Shared(Mitigation, abstract=True)`.
 
     Args:
         none here: a subclass's `__init__` arguments are its settings (`save_hyperparameters`).
@@ -105,9 +111,9 @@ class Mitigation(L.Callback, HyperparametersMixin):
     title: ClassVar[str] = ""
     summary: ClassVar[str] = ""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.name or not cls.title or not cls.summary:
+        if not abstract and (not cls.name or not cls.title or not cls.summary):
             raise TypeError(f"mitigation {cls.__qualname__} must set the class attributes name, title and summary")
 
     def settings(self) -> dict[str, Any]:

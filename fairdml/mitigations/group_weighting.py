@@ -1,10 +1,10 @@
 """Loss re-weighting by group, two ways, as mitigations: fixed inverse-frequency weights (`reweighted`) and
 online up-weighting of the worst group (`worst_group`, GroupDRO-style; Sagawa et al., ICLR 2020).
 
-Both wrap the class loss's pytorch-metric-learning reducer in `fairdml.losses.GroupWeightedReducer`: each
-sample, pair or triplet loss is multiplied by the weight of its anchor's group, then reduced as the loss
-itself reduces. The host needs a `loss` attribute holding that PML loss (`DMLModule` has one); the groups are
-the data module's `group_attribute` (crossed ones too), read from each batch's "attributes".
+Both hand a weighting to the module's `weight_loss_terms` (`DMLModule`'s, or a user module's with that method):
+each sample, pair or triplet loss is multiplied by the weight of its anchor's group, then reduced as the loss
+itself reduces (`fairdml.losses.GroupWeightedReducer`, built into DMLModule's loss). The groups are the data
+module's `group_attribute` (crossed ones too), read from each batch's "attributes" by the module.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from pytorch_metric_learning.losses import BaseMetricLossFunction
 from torch import Tensor
 
-from fairdml.losses import GroupWeightedReducer, GroupWeights, check_group_weightable
 from fairdml.mitigations.base import Mitigation
 
 
@@ -36,80 +34,76 @@ def inverse_frequency_weights(counts: np.ndarray) -> np.ndarray:
     return weights
 
 
-class _GroupLoss:
-    """What both mitigations share: install the weighted reducer on the host's loss for training, give it each
-    batch's groups, and take it off again (a helper, since every `Mitigation` subclass is a registered one)."""
+class GroupWeighting(Mitigation, abstract=True):
+    """What both mitigations share: at fit's setup, the training split's group counts and the weighting handed to
+    the module's `weight_loss_terms`; taken back at fit's teardown. Subclasses define `_group_weights`.
 
-    def __init__(self, owner: str) -> None:
-        self.owner = owner
-        self.reducer: GroupWeightedReducer | None = None
-        self.column = 0
+    Args:
+        none here: a subclass's `__init__` arguments are its settings.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
         self.group_names: list[str] = []
         self.train_counts = np.zeros(0)
+        self._weighting_on = False
 
-    def install(self, trainer: L.Trainer, pl_module: L.LightningModule, weights: GroupWeights) -> None:
-        loss = getattr(pl_module, "loss", None)
-        if not isinstance(loss, BaseMetricLossFunction):
-            raise TypeError(
-                f"{self.owner} weights the class loss by group, so the LightningModule needs a `loss` attribute "
-                f"holding a pytorch-metric-learning loss (fairdml's DMLModule has one); "
-                f"{type(pl_module).__name__}.loss is {type(loss).__name__}"
-            )
-        try:
-            check_group_weightable(loss)
-        except ValueError as error:
-            raise ValueError(f"{self.owner}: {error}") from None
-        if isinstance(loss.reducer, GroupWeightedReducer):
-            raise ValueError(f"{self.owner}: the loss is already weighted by group; use one of reweighted, worst_group")
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        problems = _missing(trainer, pl_module, self.name)
+        if problems:
+            raise TypeError("; ".join(problems))
         datamodule = trainer.datamodule
-        if not isinstance(getattr(datamodule, "views", None), dict):
-            raise TypeError(
-                f"{self.owner} weights by the training split's group counts, which it reads from fairdml's "
-                f"DMLDataModule; got {type(datamodule).__name__} (with other data, weight the loss yourself)"
-            )
-        train = datamodule.views["train"]
-        self.column = train.attribute_names.index(datamodule.group_attribute)
         self.group_names = list(datamodule.group_names)
-        codes = train.attribute_column(datamodule.group_attribute)
+        codes = datamodule.views["train"].attribute_column(datamodule.group_attribute)
         self.train_counts = np.bincount(codes, minlength=len(self.group_names))
-        self.reducer = GroupWeightedReducer(loss.reducer, weights, loss_name=type(loss).__name__)
-        loss.reducer = self.reducer
-
-    def set_batch(self, batch: dict) -> None:
-        if self.reducer is not None:
-            self.reducer.groups = batch["attributes"][:, self.column]
-
-    def remove(self, pl_module: L.LightningModule) -> None:
-        loss = getattr(pl_module, "loss", None)
-        if self.reducer is not None and loss is not None and loss.reducer is self.reducer:
-            loss.reducer = self.reducer.inner
-        self.reducer = None
-
-
-class _GroupLossHooks:
-    """The Lightning hooks both mitigations share: each batch's groups to the reducer, the reducer taken off after
-    fitting. A mixin before `Mitigation` in the bases (a `Mitigation` subclass would have to be a registered one)."""
-
-    _loss: _GroupLoss
-
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        self._loss.set_batch(batch)
+        self._start(trainer)
+        try:
+            pl_module.weight_loss_terms(self._group_weights)
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
+        self._weighting_on = True
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._loss.remove(pl_module)
+        if stage == "fit" and self._weighting_on:  # the module trains unweighted again after this fit
+            pl_module.weight_loss_terms(None)
+            self._weighting_on = False
+
+    def _start(self, trainer: L.Trainer) -> None:
+        """The subclass's state from the group counts, before the first step."""
+
+    def _group_weights(self, losses: Tensor, groups: Tensor) -> Tensor:
+        """(item losses (M,), their anchors' groups (M,)) -> one weight per group (G,), at every training step."""
+        raise NotImplementedError
 
 
-class ReweightedLoss(_GroupLossHooks, Mitigation):
+def _missing(trainer: L.Trainer, pl_module: L.LightningModule, owner: str) -> list[str]:
+    """One line per piece the group weighting needs and lacks: the module's hook, fairdml's data module."""
+    problems = []
+    datamodule = trainer.datamodule
+    if not isinstance(getattr(datamodule, "views", None), dict):
+        problems.append(
+            f"{owner} weights by the training split's group counts, which it reads from fairdml's "
+            f"DMLDataModule; got {type(datamodule).__name__} (with other data, weight the loss yourself)"
+        )
+    if not callable(getattr(pl_module, "weight_loss_terms", None)):
+        problems.append(
+            f"{owner} weights the class loss by group through the module's weight_loss_terms(group_weights), which "
+            f"{type(pl_module).__name__} lacks (DMLModule has it; for a module of yours, the recipe is in "
+            f"fairdml.mitigations.base.MitigationHost)"
+        )
+    return problems
+
+
+class ReweightedLoss(GroupWeighting):
     """Each group's loss terms weighted by its inverse frequency in the training split, w_g = N / (G · N_g).
 
     The weights are fixed before training, from the training split as the protocol imbalanced it; a term's
     weight is its anchor's group's. Loss terms without an anchor (margin's learned-β penalty) stay unweighted.
 
     Raises:
-        TypeError: in `setup`, when the module has no pytorch-metric-learning `loss`.
+        TypeError: in `setup`, when the module has no `weight_loss_terms` (fairdml's DMLModule has it).
         ValueError: in `setup`, for a loss whose terms are not per sample, pair or triplet (proxy_anchor).
 
     Args:
@@ -133,14 +127,10 @@ class ReweightedLoss(_GroupLossHooks, Mitigation):
     def __init__(self) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self._loss = _GroupLoss("reweighted")
         self._weights: Tensor | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        self._loss.install(trainer, pl_module, self._group_weights)
-        self._weights = torch.as_tensor(inverse_frequency_weights(self._loss.train_counts), dtype=torch.float32)
+    def _start(self, trainer: L.Trainer) -> None:
+        self._weights = torch.as_tensor(inverse_frequency_weights(self.train_counts), dtype=torch.float32)
 
     def _group_weights(self, losses: Tensor, groups: Tensor) -> Tensor:
         assert self._weights is not None
@@ -149,18 +139,18 @@ class ReweightedLoss(_GroupLossHooks, Mitigation):
         return self._weights
 
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
-        counts = self._loss.train_counts
+        counts = self.train_counts
         if not len(counts):
             return None
         weights = inverse_frequency_weights(counts)
-        names = self._loss.group_names
+        names = self.group_names
         return {
             "group_weights": {name: float(w) for name, w in zip(names, weights)},
             "train_counts": {name: int(n) for name, n in zip(names, counts)},
         }
 
 
-class WorstGroupLoss(_GroupLossHooks, Mitigation):
+class WorstGroupLoss(GroupWeighting):
     """GroupDRO for DML losses: up-weight online the groups whose loss is highest.
 
     Each step, for the groups in the batch, the mean of their anchors' loss terms L_g updates the group
@@ -198,16 +188,12 @@ class WorstGroupLoss(_GroupLossHooks, Mitigation):
         if not isinstance(step_size, (int, float)) or isinstance(step_size, bool) or not step_size >= 0:
             raise ValueError(f"worst_group step_size must be a number >= 0, got {step_size!r}")
         self.save_hyperparameters()
-        self._loss = _GroupLoss("worst_group")
         self.q: Tensor | None = None
         self._q_to_load: list[float] | None = None
         self._reduce = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        self._loss.install(trainer, pl_module, self._group_weights)
-        n_groups = len(self._loss.group_names)
+    def _start(self, trainer: L.Trainer) -> None:
+        n_groups = len(self.group_names)
         self.q = torch.full((n_groups,), 1.0 / n_groups)
         if self._q_to_load is not None:
             self._load_q(self._q_to_load)
@@ -232,7 +218,7 @@ class WorstGroupLoss(_GroupLossHooks, Mitigation):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.q is not None:  # q as the epoch leaves it, one point per epoch
-            for code, name in enumerate(self._loss.group_names):
+            for code, name in enumerate(self.group_names):
                 pl_module.log(f"worst_group/q/{name}", self.q[code], on_step=False, on_epoch=True)
 
     def state_dict(self) -> dict[str, Any]:
@@ -256,4 +242,4 @@ class WorstGroupLoss(_GroupLossHooks, Mitigation):
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
         if self.q is None:
             return None
-        return {"final_q": {name: float(v) for name, v in zip(self._loss.group_names, self.q.cpu().tolist())}}
+        return {"final_q": {name: float(v) for name, v in zip(self.group_names, self.q.cpu().tolist())}}

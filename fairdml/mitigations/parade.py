@@ -40,7 +40,7 @@ from fairdml.mitigations.parade_objectives import (
     scheduled_strength,
 )
 from fairdml.models.heads import EmbeddingHead
-from fairdml.models.module import is_logging_step
+from fairdml.models.lightning_probe import is_logging_step
 from fairdml.models.precision import call_in_own_precision, full_precision, without_autocast
 from fairdml.numbers import strict_json
 

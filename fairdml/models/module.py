@@ -1,16 +1,17 @@
 """The LightningModule: an EmbeddingModel trained with a pytorch-metric-learning loss, evaluated by finDML.
 
-Callbacks extend training through two public methods instead of touching internals: `add_auxiliary`
+Callbacks extend training through public methods instead of touching internals: `add_auxiliary`
 (extra trainable modules with their own learning rate, e.g. PARADE's attribute head) and `add_loss_term`
 (a function of the step's features/embeddings/batch that returns named loss terms). Together with
 `feature_dim`, `embedding_dim` and `reports` they are the `MitigationHost` protocol
-(fairdml.mitigations.base), which a user's own LightningModule can meet instead.
+(fairdml.mitigations.base), which a user's own LightningModule can meet instead. `weight_loss_terms` (each
+class-loss term weighted by its anchor's group) is what the group-weighting mitigations need besides.
+The non-finite guards are in `step_guards.py`, the optimiser and schedule tables in `optimizers.py`.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -21,95 +22,19 @@ from torchmetrics.utilities import dim_zero_cat
 
 from fairdml.config import to_container
 from fairdml.config_keywords import Keywords, keyword_config
-from fairdml.losses import create_loss, create_miner
+from fairdml.losses import GroupWeightedReducer, GroupWeights, create_loss, create_miner, set_group_weights
 from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, flatten_report
 from fairdml.metrics.settings import ReportSettings
 from fairdml.mitigations.base import LossTerm
 from fairdml.models.backbones import feature_dim
 from fairdml.models.embedding import EmbeddingModel
+from fairdml.models.lightning_probe import is_logging_step
+from fairdml.models.optimizers import create_optimizer, schedule_of, with_warmup
 from fairdml.models.precision import full_precision, without_autocast
+from fairdml.models.step_guards import NonfiniteWatch, nonfinite_embeddings_error, nonfinite_model_error
 
 if TYPE_CHECKING:
     from fairdml.data.datamodule import DMLDataModule
-
-
-class NonfiniteWatch:
-    """Non-finite losses noticed on the device and reported at the next read, so a step costs no host sync.
-
-    `observe` keeps a running "any non-finite since the last read" flag, the first bad step's index in the
-    window and its loss terms, all as device tensors updated with `torch.where` (no `if` on a tensor);
-    the host keeps each step's (epoch, global step, batch) in a list. `check` moves all of it to the host in
-    one transfer and raises FloatingPointError naming the first bad step. The module checks every
-    `nonfinite_check_every` steps, at the epoch's end, before validation and before a checkpoint is written,
-    so no checkpoint of NaN weights is saved silently; up to N − 1 steps may run on NaN weights before.
-    """
-
-    def __init__(self, every: int = 50):
-        if every < 1:
-            raise ValueError(f"nonfinite_check_every={every}: must be >= 1 (steps between reads)")
-        self.every = every
-        self._positions: list[tuple[int, int, int]] = []  # (epoch, global step, batch) of each observed step
-        self._names: list[str] = []
-        self._state: torch.Tensor | None = None  # [seen, first bad index, last loss, *first bad loss and terms]
-
-    def observe(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], position: tuple[int, int, int]) -> None:
-        values = torch.stack([loss.detach().float().reshape(()), *(_scalar(v, loss) for v in terms.values())])
-        names = list(terms)
-        if self._state is not None and (names != self._names or self._state.device != values.device):
-            self.check()  # the terms changed (rare): report the window so far before starting a new record
-        if self._state is None or not self._positions:
-            self._state = torch.zeros(3 + len(values), device=values.device)
-            self._names = names
-        seen, first_index, record = self._state[0], self._state[1], self._state[3:]
-        bad = ~torch.isfinite(values[0])
-        first = bad & (seen == 0)
-        self._state = torch.cat([
-            (seen.bool() | bad).float()[None],
-            torch.where(first, float(len(self._positions)), first_index)[None],
-            values[:1],
-            torch.where(first, values, record),
-        ])  # fmt: skip
-        self._positions.append(position)
-
-    def due(self) -> bool:
-        return len(self._positions) >= self.every
-
-    def check(self) -> float | None:
-        """Read the window (one host transfer); raise if a step in it was non-finite, else return the last
-        loss (None when nothing was observed since the last read)."""
-        if self._state is None or not self._positions:
-            return None
-        seen, first_index, last_loss, loss, *values = self._state.tolist()
-        positions, self._positions = self._positions, []
-        if seen:
-            epoch, global_step, batch_idx = positions[int(first_index)]
-            terms = dict(zip(self._names, values, strict=True))
-            raise FloatingPointError(
-                f"non-finite loss {loss} at epoch {epoch}, global step {global_step}, batch {batch_idx}; "
-                f"terms: {terms} (found at the check every nonfinite_check_every={self.every} steps). "
-                "Set nan_policy=skip to skip such batches (they are counted)."
-            )
-        return last_loss
-
-
-def is_logging_step(module: L.LightningModule) -> bool:
-    """Whether Lightning hands this training step's logged values to the loggers (every `log_every_n_steps`
-    steps, Lightning's own rule). Step-level values logged on other steps are overwritten unseen, and each
-    `self.log` costs about 1–2 ms of Python on the CPU (Lightning moves its result holder to the value's
-    device every call), so per-step terms are logged only when they are kept. True outside a Trainer."""
-    try:
-        trainer = module.trainer
-    except RuntimeError:  # not attached (a unit test calling a step by hand)
-        return True
-    # Lightning's own test (private in 2.x; counts batches, not optimiser steps, so skipped batches agree);
-    # without it, every step logs, as before
-    connector = getattr(trainer, "_logger_connector", None)
-    return connector is None or bool(trainer.fast_dev_run or connector.should_update_logs)
-
-
-def _scalar(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    value = value.detach().float().reshape(())
-    return value if value.device == like.device else value.to(like.device)
 
 
 def compile_model(model: EmbeddingModel) -> None:
@@ -171,9 +96,9 @@ class DMLModule(L.LightningModule):
         **settings: without `config`: `backbone`, `embedding_dim`, `pretrained`, `pretrained_path`,
             `backbone_kwargs`, `compile` (`model.*`); `loss` (a configs/loss preset, e.g. "triplet" with its
             miner, or any `fairdml.losses` name), `loss_kwargs`, `miner`, `miner_kwargs` (`loss.*`; the kwargs
-            merge into the preset's); `optimizer` (a configs/optim preset or adamw/adam/sgd), `lr`,
-            `backbone_lr`, `loss_lr`, `weight_decay`, `momentum`, `scheduler`, `warmup_epochs`, `step_size`,
-            `gamma` (`optim.*`); `ks`, `leakage`, `val_leakage`, `min_group_size`, `bootstrap_resamples`
+            merge into the preset's); `optimizer` (a configs/optim preset or any `fairdml.models.optimizers`
+            name), `lr`, `backbone_lr`, `loss_lr`, `weight_decay`, `momentum`, `scheduler`, `warmup_epochs`,
+            `step_size`, `gamma` (`optim.*`); `ks`, `leakage`, `val_leakage`, `min_group_size`, `bootstrap_resamples`
             (`evaluation.*`); `seed`, `nan_policy`, `nonfinite_check_every`.
 
     Raises:
@@ -224,7 +149,9 @@ class DMLModule(L.LightningModule):
         )  # fmt: skip
         if model_cfg.get("compile", False):
             compile_model(self.model)
-        self.loss = create_loss(loss_cfg["name"], num_classes, model_cfg["embedding_dim"], **loss_cfg["kwargs"])
+        self.loss = create_loss(
+            loss_cfg["name"], num_classes, model_cfg["embedding_dim"], group_weightable=True, **loss_cfg["kwargs"]
+        )
         self.miner = create_miner(loss_cfg["miner"], **loss_cfg["miner_kwargs"])
         self.auxiliary = nn.ModuleDict()
         self._auxiliary_lr: dict[str, float] = {}
@@ -266,6 +193,21 @@ class DMLModule(L.LightningModule):
     def add_loss_term(self, term: LossTerm) -> None:
         self._loss_terms.append(term)
 
+    def weight_loss_terms(self, group_weights: GroupWeights | None) -> None:
+        """Weight each term of the class loss by its anchor's group from the next step on; None: unweighted again.
+
+        The group-weighting mitigations' extension point: at each training step `group_weights(item_losses,
+        item_groups)` gets the step's detached per-term losses (M,) and their anchors' group codes (M,) and
+        returns one weight per group (G,). The loss was built with a `GroupWeightedReducer` around its own
+        reducer (`create_loss(..., group_weightable=True)`), so the weighted terms are reduced as the loss
+        reduces them, and no loss object is replaced: only the reducer's weighting is set (`set_group_weights`).
+
+        Raises:
+            ValueError: for a loss whose terms are not per sample, pair or triplet (proxy losses are per class),
+                or when another weighting is set.
+        """
+        set_group_weights(self.loss, group_weights)
+
     @property
     def feature_dim(self) -> int:
         return feature_dim(self.model.backbone)
@@ -301,6 +243,16 @@ class DMLModule(L.LightningModule):
         attribute_names = self.trainer.datamodule.views["train"].attribute_names
         return batch["attributes"][:, attribute_names.index(self.group_attribute)]
 
+    def _class_loss(
+        self, embeddings: torch.Tensor, labels: torch.Tensor, pairs: tuple | None, batch: dict
+    ) -> torch.Tensor:
+        """The PML loss of the step; weighted by group (`weight_loss_terms`), it reads the batch's group codes."""
+        reducer = self.loss.reducer
+        if isinstance(reducer, GroupWeightedReducer) and reducer.group_weights is not None:
+            with reducer.for_groups(self.group_codes(batch)):
+                return self.loss(embeddings, labels, pairs)
+        return self.loss(embeddings, labels, pairs)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         features = self.model.features(batch["image"])  # under autocast in a mixed-precision run
         embeddings = self.model.head(features)
@@ -309,20 +261,15 @@ class DMLModule(L.LightningModule):
             class_embeddings = full_precision(embeddings)
             try:
                 pairs = self.miner(class_embeddings, labels) if self.miner is not None else None
-                terms = {"class": self.loss(class_embeddings, labels, pairs)}
+                terms = {"class": self._class_loss(class_embeddings, labels, pairs, batch)}
             except RuntimeError as error:  # some PML miners fail outright on NaN embeddings (e.g. fp16 overflow)
                 if torch.isfinite(class_embeddings).all():  # a host read on this error path only
                     raise
                 if self.config["nan_policy"] == "skip":
                     return self._skip_nonfinite()
-                cause = (
-                    "an activation beyond fp16's range (65504) under 16-mixed: prefer bf16-mixed, or lower the "
-                    "learning rate" if str(self.trainer.precision).startswith("16") else self._diverged_hint()
-                )
-                raise FloatingPointError(
-                    f"non-finite embeddings at epoch {self.current_epoch}, global step {self.global_step}, batch "
-                    f"{batch_idx}; the miner or loss failed on them ({str(error).splitlines()[0][:80]}). Likely "
-                    f"cause: {cause}. Set nan_policy=skip to skip such batches (they are counted)."
+                position = (self.current_epoch, self.global_step, batch_idx)
+                raise nonfinite_embeddings_error(
+                    error, str(self.trainer.precision), self.config["optim"], position
                 ) from error
         step = {"features": features, "embeddings": embeddings, "batch": batch}
         for term in self._loss_terms:
@@ -378,24 +325,14 @@ class DMLModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> dict[str, torch.Tensor]:
         return self._eval_step(self.test_fairness, batch)
 
-    def _diverged_hint(self) -> str:
-        optim_cfg = self.config["optim"]
-        return (
-            f"training diverged (optim.lr={optim_cfg['lr']}, optim.backbone_lr={optim_cfg['backbone_lr']}): lower "
-            f"the learning rates"
-        )
-
     def _eval_epoch_end(self, split: str, metric: EmbeddingFairness) -> None:
         try:
             report = metric.compute()
         except ValueError as error:  # non-finite embeddings from the model itself: say so, and why
             if "NaN or inf" not in str(error):
                 raise
-            tensors = [(n, t) for n, t in (*self.named_parameters(), *self.named_buffers()) if t.is_floating_point()]
-            name, largest = max(((n, t.detach().abs().max().item()) for n, t in tensors), key=lambda item: item[1])
-            raise FloatingPointError(
-                f"{split}: the model's embeddings are NaN or inf after epoch {self.current_epoch}, global step "
-                f"{self.global_step} (largest weight |{largest:.3g}| in {name}): {self._diverged_hint()}"
+            raise nonfinite_model_error(
+                split, self, self.config["optim"], self.current_epoch, self.global_step
             ) from error
         self.reports[split] = report
         # compute() returns the same synced report on every rank, so no sync_dist is needed.
@@ -422,42 +359,16 @@ class DMLModule(L.LightningModule):
             groups.append({"params": loss_params, "lr": optim_cfg["loss_lr"], "name": "loss"})
         for name, module in self.auxiliary.items():
             groups.append({"params": module.parameters(), "lr": self._auxiliary_lr[name], "name": name})
-        optimizer = _create_optimizer(optim_cfg, groups)
-        if optim_cfg["scheduler"] == "none":
+        optimizer = create_optimizer(optim_cfg, groups)
+        schedule = schedule_of(optim_cfg)
+        if schedule is None:
             return optimizer
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         steps_per_epoch = max(total // max(self.trainer.max_epochs or 1, 1), 1)
         warmup = optim_cfg["warmup_epochs"] * steps_per_epoch
-        factor = _schedule(optim_cfg, total, warmup, steps_per_epoch)
+        factor = with_warmup(schedule(optim_cfg, total, warmup, steps_per_epoch), warmup)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-
-def _create_optimizer(optim_cfg: dict, groups: list[dict]) -> torch.optim.Optimizer:
-    name, decay = optim_cfg["name"], optim_cfg["weight_decay"]
-    if name == "adamw":
-        return torch.optim.AdamW(groups, weight_decay=decay)
-    if name == "adam":
-        return torch.optim.Adam(groups, weight_decay=decay)
-    if name == "sgd":
-        return torch.optim.SGD(groups, momentum=optim_cfg["momentum"], weight_decay=decay)
-    raise ValueError(f"unknown optim.name {name!r}; valid: adamw, adam, sgd")
-
-
-def _schedule(optim_cfg: dict, total: int, warmup: int, steps_per_epoch: int) -> Callable[[int], float]:
-    kind = optim_cfg["scheduler"]
-    if kind not in ("cosine", "step"):
-        raise ValueError(f"unknown optim.scheduler {kind!r}; valid: cosine, step, none")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if kind == "cosine":
-            progress = (step - warmup) / max(total - warmup, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-        return optim_cfg["gamma"] ** ((step // steps_per_epoch) // optim_cfg["step_size"])
-
-    return factor
 
 
 def gathered_embeddings(metric: EmbeddingFairness) -> dict[str, torch.Tensor]:

@@ -90,7 +90,7 @@ def test_training_steps_make_no_sync_between_periodic_reads(tiny_overrides, monk
     monkeypatch.undo()
     # allowed: the periodic read (one transfer per read: steps 3 and 6, and the epoch's end for step 7) and
     # the progress bar showing the loss that read left on the host
-    reads = [call for call in counter.calls if call == ("module.py:check", "tolist")]
+    reads = [call for call in counter.calls if call == ("step_guards.py:check", "tolist")]
     others = [call for call in counter.calls if call not in reads and call[0] != "progress bar: loss"]
     assert others == [], others
     assert len(reads) == steps // every + 1, counter.calls

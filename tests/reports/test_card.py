@@ -164,7 +164,7 @@ def test_unknown_card_input_is_named(tmp_path):
 
 def _downstream_result() -> dict:
     """fairdml.evaluate's real output on the fake embeddings: unbalanced and balanced per-group reports."""
-    from fairdml.evaluate import DownstreamData, downstream_evaluation
+    from fairdml.downstream.protocol import DownstreamData, downstream_evaluation
 
     arrays = fake_embeddings()
     names = sorted(GROUPS)
