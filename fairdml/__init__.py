@@ -13,7 +13,7 @@ Training: `compose_config`, `run_training`, `run_local_sweep`, `DMLModule`, `DML
 `write_model_card`, `load_run`.
 """
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 __version__ = "0.1.0"
 

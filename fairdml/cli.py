@@ -9,13 +9,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from fairdml.errors import MitigationNotWiredError, ValidationSkippedError
+from fairdml.utils.errors import MitigationNotWiredError, ValidationSkippedError
 
 
 def _use_config_dir(args: argparse.Namespace) -> None:
     """`--config-dir` is `$FAIRDML_CONFIG_DIR` for this process and its children (sweep runs, DDP ranks)."""
     if args.config_dir:
-        from fairdml.config_files import ENV_VAR
+        from fairdml.utils.config_files import ENV_VAR
 
         os.environ[ENV_VAR] = os.path.abspath(os.path.expanduser(args.config_dir))
 
@@ -50,7 +50,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _init_config(args: argparse.Namespace) -> None:
-    from fairdml.config_files import init_config
+    from fairdml.utils.config_files import init_config
 
     written = init_config(args.dir, overwrite=args.overwrite)
     folder = shlex.quote(os.path.abspath(os.path.expanduser(args.dir)))

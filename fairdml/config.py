@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,7 +22,8 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from fairdml.config_files import config_dir, yaml_error_line
+from fairdml.utils.config_files import config_dir, yaml_error_line
+from fairdml.utils.run_layout import RunPaths
 
 
 @dataclass
@@ -305,3 +308,18 @@ def compose_config(overrides: list[str] | None = None, config_name: str = "train
 def to_container(cfg: DictConfig) -> dict:
     """A plain dict (for checkpoints: OmegaConf objects break `torch.load(weights_only=True)`)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The run's resolved config.yaml, validated by the schema, with `key=value` overrides applied (what
+    `fairdml evaluate RUN` and `fairdml audit --model RUN` read)."""
+    path = RunPaths(run_dir).config
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{run_dir} is not a fairdml run folder: no config.yaml (see `fairdml train`)"
+        )
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
+        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ValueError(f"bad override or config.yaml in {run_dir}: {error}") from None

@@ -9,7 +9,7 @@ keyword, the closest valid one.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from fairdml.config import TrainConfig, compose_config
-from fairdml.config_checks import config_problems
-from fairdml.config_files import config_dir
+from fairdml.config_rules import value_problems
+from fairdml.utils.config_files import config_dir
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,8 @@ class Keywords:
     file keeps the schema's defaults for the rest of its block. A mapping value merges into the config's
     mapping when its keyword is in `merged` (keyword arguments, as `loss.kwargs.margin=0.1` would), else
     replaces it. A keyword in `resets` clears those keys when it changes its value (another miner does not
-    take the old miner's arguments).
+    take the old miner's arguments). `checks`: the owner's own checks of the config, beside the value rules
+    (`fairdml.config_rules`) every keyword config gets; e.g. DMLModule's builds its loss and miner.
     """
 
     owner: str  # the class, as errors name it
@@ -38,6 +39,7 @@ class Keywords:
     presets: Mapping[str, str] = field(default_factory=dict)  # keyword -> config group
     merged: frozenset[str] = frozenset()
     resets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    checks: tuple[Callable[[DictConfig], list[str]], ...] = ()
 
     def check_names(self, settings: Mapping[str, Any]) -> None:
         """An unknown keyword fails here, before any composition, naming the closest valid one."""
@@ -51,11 +53,12 @@ class Keywords:
 
 
 def keyword_config(keywords: Keywords, settings: Mapping[str, Any]) -> DictConfig:
-    """The default training config with `settings` applied, checked as `fairdml train` checks a config.
+    """The default training config with `settings` applied, its values checked (`value_problems`) with the
+    owner's `checks`: what `fairdml train` checks of the keys the keywords set.
 
     Raises:
         ValueError: one line: an unknown keyword (with the closest valid one), a value of the wrong type, or
-            every value outside its valid range (`config_problems`), named by keyword.
+            every value outside its valid range, named by keyword.
     """
     keywords.check_names(settings)
     presets = {name: group for name, group in keywords.presets.items() if name in settings}
@@ -68,7 +71,7 @@ def keyword_config(keywords: Keywords, settings: Mapping[str, Any]) -> DictConfi
         for name in keywords.keys:  # in the keys' order, not the call's: a miner's reset precedes its kwargs
             if name in settings:
                 _apply(cfg, schema, keywords, name, settings[name])
-    problems = config_problems(cfg)
+    problems = value_problems(cfg) + [problem for check in keywords.checks for problem in check(cfg)]
     if problems:
         by_key = {key: name for name, key in keywords.keys.items()}
         problems = [_keyword_problem(problem, by_key) for problem in problems]

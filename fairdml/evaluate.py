@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from fairdml.atomic import read_json, write_json
+from fairdml.config import load_run_config
 from fairdml.data.intersections import group_attribute_name
 from fairdml.downstream.from_config import (
     attach_target,
@@ -29,29 +28,14 @@ from fairdml.downstream.from_config import (
 from fairdml.downstream.protocol import DownstreamData
 from fairdml.metrics.functional._common import encode_groups
 from fairdml.reports.report import load_report
-from fairdml.run_layout import RunPaths
+from fairdml.utils.atomic import read_json, write_json
+from fairdml.utils.run_layout import RunPaths
 
 # the two training hooks are re-exported: fairdml.train imports them from here
 __all__ = [
     "check_downstream_label", "downstream_for_datamodule", "format_summary", "load_run_config", "load_run_data",
     "run_evaluate",
 ]  # fmt: skip
-
-
-def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The run's resolved config.yaml, validated by the schema, with `key=value` overrides applied."""
-    from fairdml.config import TrainConfig
-
-    path = RunPaths(run_dir).config
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{run_dir} is not a fairdml run folder: no config.yaml (see `fairdml train`)"
-        )
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
-        return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))  # type: ignore[return-value]
-    except OmegaConfBaseException as error:
-        raise ValueError(f"bad override or config.yaml in {run_dir}: {error}") from None
 
 
 def _test_view(cfg: DictConfig, label: str | None):
@@ -78,7 +62,7 @@ def _embed(run_dir: Path, view, batch_size: int) -> np.ndarray:
         raise FileNotFoundError(
             f"neither embeddings_test.npz nor model.pt in {run_dir}; run `fairdml export {run_dir}`"
         )
-    from fairdml.embed import embed_dataset
+    from fairdml.models.inference import embed_dataset
 
     # full precision: these embeddings stand in for the run's own (float32) embeddings_test.npz
     return embed_dataset(load_embedding_model(path), view, batch_size, mixed_precision=False)

@@ -11,17 +11,15 @@ without unpickling and is what `fairdml card RUN --push REPO_ID` uploads.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from fairdml.atomic import atomic_path
-from fairdml.models.embedding import EmbeddingModel, save_embedding_model
-from fairdml.models.hub_folder import CONFIG_FILE, WEIGHTS_FILE, hub_config, preprocessing_of, save_hub_folder
-from fairdml.run_folder import load_checkpoint, read_selection
-from fairdml.run_layout import MODEL_FILE, RunPaths
+from fairdml.models.embedding import EmbeddingModel
+from fairdml.models.hub_folder import CONFIG_FILE, WEIGHTS_FILE, write_model_files
+from fairdml.utils.run_folder import load_checkpoint, read_selection, selected_by
+from fairdml.utils.run_layout import MODEL_FILE, RunPaths
 
 log = logging.getLogger("fairdml")
 
@@ -44,32 +42,6 @@ def load_trained_model(checkpoint: Path) -> tuple[EmbeddingModel, dict[str, Any]
     model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
     dropped = sorted({k.split(".")[1] for k in state if k.startswith("auxiliary.")})
     return model.eval(), config, dropped
-
-
-def write_model_files(
-    model: EmbeddingModel,
-    targets: dict[str, Path],
-    run_config: dict[str, Any],
-    source: dict[str, Any],
-    extra: dict | None = None,
-) -> dict[str, Path]:
-    """Write `targets` ("weights" and "config", the Hub pair; "pt" too when given) all, or none of them.
-
-    `run_config`: the run's composed config (its data section gives the preprocessing config.json records);
-    `source`: where the weights come from, kept in config.json's fairdml section.
-    """
-    config = hub_config(model, preprocessing_of(run_config), source)
-    with contextlib.ExitStack() as stack:  # every file goes to a temporary name first; renamed in when all are done
-        temporary = {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
-        if "pt" in temporary:
-            save_embedding_model(model, temporary["pt"], extra=extra)
-        save_hub_folder(model, temporary["weights"], temporary["config"], config)
-    return targets
-
-
-def selected_by(selection: dict[str, Any]) -> dict[str, Any] | None:
-    """The monitor, mode and score a run selected its checkpoint by (selection.json), for config.json."""
-    return {key: selection[key] for key in ("monitor", "mode", "score") if key in selection} or None
 
 
 def export_checkpoint(

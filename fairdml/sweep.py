@@ -30,12 +30,12 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 
-from fairdml.atomic import read_json, write_json
 from fairdml.config import compose_config
 from fairdml.reports.runs import FIGURES, is_finished_run, load_run
 from fairdml.reports.table import format_markdown, write_csv
-from fairdml.run_folder import clear_run_files
-from fairdml.run_layout import RunPaths
+from fairdml.utils.atomic import read_json, write_json
+from fairdml.utils.run_folder import clear_run_files
+from fairdml.utils.run_layout import RunPaths
 
 MANIFEST = "sweep.json"
 LOG_TAIL_LINES = 15

@@ -13,7 +13,6 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.atomic import write_json, write_text
 from fairdml.callbacks.instantiate import instantiate_callbacks
 from fairdml.callbacks.run_state import RunState, recorded_csv_rows, recorded_run_id
 from fairdml.callbacks.selection import build_checkpoint
@@ -28,11 +27,12 @@ from fairdml.metrics.functional.stages import stage
 from fairdml.metrics.spec import is_groups_section, log_name
 from fairdml.models.embedding import save_embedding_model
 from fairdml.models.module import DMLModule
-from fairdml.nested import dotted_keys
 from fairdml.reports.datacard.write import write_run_data_card
 from fairdml.reports.embeddings_file import save_embeddings_npz
 from fairdml.reports.report import format_headline, load_report, save_report
-from fairdml.run_folder import (
+from fairdml.utils.atomic import write_json, write_text
+from fairdml.utils.nested import dotted_keys
+from fairdml.utils.run_folder import (
     AtomicCheckpointIO,
     load_checkpoint,
     prepare_run_dir,
@@ -41,7 +41,7 @@ from fairdml.run_folder import (
     staged_outputs,
     write_selection,
 )
-from fairdml.run_layout import RunPaths
+from fairdml.utils.run_layout import RunPaths
 
 RUN_DIR_ENV = "FAIRDML_RUN_DIR"  # shared with the processes Lightning's DDP launcher starts
 

@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 
 from fairdml.callbacks.validation_guard import ValidationGuard
 from fairdml.config import compose_config
-from fairdml.errors import ValidationSkippedError
 from fairdml.export import export_run
 from fairdml.models.embedding import load_embedding_model
 from fairdml.train import run_training
+from fairdml.utils.errors import ValidationSkippedError
 
 RUNNER = Path(__file__).parent / "helpers" / "fault_runner.py"
 FAST = ["evaluation.model_card=false"]

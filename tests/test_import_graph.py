@@ -1,5 +1,12 @@
-"""No import cycle among fairdml modules: a cycle works only while imports stay inside functions, and breaks
-the first time someone moves one to the top of a file (as audit -> card.write -> card.run -> audit did)."""
+"""fairdml's modules import one way, down the layers, and in no circle.
+
+No import cycle: a cycle works only while imports stay inside functions, and breaks the first time someone moves
+one to the top of a file (as audit -> card.write -> card.run -> audit did). No upward arrow: each module belongs
+to one layer of `LAYERS` and imports only from its own layer or those below, so a low layer never needs a high
+one (as the config's value rules once imported the callbacks through the whole-config check). A new module at
+the package root fails `test_every_module_has_a_layer` until it is named in a layer: the root holds layers and
+commands, and small helpers go into `fairdml/utils/`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,28 @@ from pathlib import Path
 import fairdml
 
 PACKAGE_ROOT = Path(fairdml.__file__).parent
+
+# Bottom to top: the data flow (config -> data -> model -> losses -> callbacks -> metrics -> reports) in the order
+# the imports need it. Metrics sit below the model (DMLModule and PARADE measure with EmbeddingFairness), losses
+# below the model that builds them, reports below the callbacks (FairnessMonitor writes the report and card),
+# and the whole-config check above the callbacks and loggers it builds. An entry is a package with everything in
+# it, or a module at the root; `fairdml` itself holds `__version__` and lazy names only (it imports utils/_lazy).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("utils", ("fairdml", "fairdml.utils")),
+    ("config", ("fairdml.config", "fairdml.config_rules", "fairdml.config_keywords")),
+    ("data", ("fairdml.data",)),
+    ("metrics", ("fairdml.metrics",)),
+    ("downstream", ("fairdml.downstream",)),
+    ("losses", ("fairdml.losses",)),
+    ("models", ("fairdml.models",)),
+    ("mitigations", ("fairdml.mitigations",)),
+    ("loggers", ("fairdml.loggers",)),
+    ("reports", ("fairdml.reports",)),
+    ("callbacks", ("fairdml.callbacks",)),
+    ("config check", ("fairdml.config_checks",)),
+    ("commands", ("fairdml.train", "fairdml.evaluate", "fairdml.export", "fairdml.sweep")),
+    ("cli", ("fairdml.cli", "fairdml.__main__")),
+]
 
 
 def module_files() -> dict[str, tuple[Path, bool]]:
@@ -86,3 +115,58 @@ def test_find_cycle_reports_the_loop() -> None:
 def test_no_import_cycle_among_fairdml_modules() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def layer_of(module: str, layers: list[tuple[str, tuple[str, ...]]] = LAYERS) -> int | None:
+    """The index in `layers` of the entry that holds `module` (the longest that matches), or None."""
+    matches = [
+        (len(entry), index)
+        for index, (_, entries) in enumerate(layers)
+        for entry in entries
+        if module == entry or (entry != "fairdml" and module.startswith(entry + "."))
+    ]
+    return max(matches)[1] if matches else None
+
+
+def upward_arrows(
+    graph: dict[str, set[str]], layers: list[tuple[str, tuple[str, ...]]] = LAYERS
+) -> list[tuple[str, str]]:
+    """Every import (a, b) where b is in a higher layer than a, sorted."""
+    rank = {module: layer_of(module, layers) for module in graph}
+    arrows = [(a, b) for a, imports in graph.items() for b in imports if None not in (rank[a], rank[b])]
+    return sorted((a, b) for a, b in arrows if rank[b] > rank[a])  # type: ignore[operator]
+
+
+def test_upward_arrows_are_found():
+    layers = [("low", ("pkg.low",)), ("high", ("pkg.high",))]
+    graph = {"pkg.low.a": {"pkg.high.b"}, "pkg.high.b": {"pkg.low.c"}, "pkg.low.c": set()}
+    assert upward_arrows(graph, layers) == [("pkg.low.a", "pkg.high.b")]
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(module for module in import_graph() if layer_of(module) is None)
+    assert not unplaced, f"modules in no layer of LAYERS (a helper goes into fairdml/utils/): {unplaced}"
+
+
+def test_imports_point_down_the_layers():
+    names = [name for name, _ in LAYERS]
+    arrows = upward_arrows(import_graph())
+    lines = [f"{a} ({names[layer_of(a)]}) -> {b} ({names[layer_of(b)]})" for a, b in arrows]  # type: ignore[index]
+    assert not arrows, f"{len(arrows)} upward import(s):\n" + "\n".join(lines)
+
+
+def part_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The imports between the package's parts: a subpackage with everything in it, or a module at the root."""
+    parts: dict[str, set[str]] = {}
+    for module, imports in graph.items():
+        part = ".".join(module.split(".")[:2])
+        parts.setdefault(part, set()).update(".".join(other.split(".")[:2]) for other in imports)
+        parts[part].discard(part)
+    return parts
+
+
+def test_no_circle_among_the_parts_of_the_package():
+    """Stricter than no module cycle: models -> mitigations -> models would be a circle even between modules
+    that never import each other."""
+    cycle = find_cycle(part_graph(import_graph()))
+    assert cycle is None, "import circle between parts: " + " -> ".join(cycle or [])

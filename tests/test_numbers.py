@@ -1,4 +1,4 @@
-"""The one strict-JSON and finite-number helper every report writer uses (fairdml/numbers.py)."""
+"""The one strict-JSON and finite-number helper every report writer uses (fairdml/utils/numbers.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from fairdml.numbers import finite_number, strict_json
+from fairdml.utils.numbers import finite_number, strict_json
 
 
 @pytest.mark.parametrize(

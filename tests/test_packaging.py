@@ -21,7 +21,7 @@ import yaml
 
 from fairdml.cli import main
 from fairdml.config import compose_config
-from fairdml.config_files import ENV_VAR, default_config_dir, init_config
+from fairdml.utils.config_files import ENV_VAR, default_config_dir, init_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -147,7 +147,7 @@ def test_a_second_checkout_composes_its_own_configs(tmp_path):
     tiny = second / "configs" / "model" / "tiny.yaml"
     tiny.write_text(tiny.read_text().replace("embedding_dim: 64", "embedding_dim: 48"))
     code = (
-        "import fairdml, fairdml.config_files as files; from fairdml.config import compose_config; "
+        "import fairdml, fairdml.utils.config_files as files; from fairdml.config import compose_config; "
         "print(fairdml.__file__); print(files.config_dir()); print(compose_config([]).model.embedding_dim)"
     )
     module, folder, dim = run([sys.executable, "-c", code], second, clean_env(PYTHONPATH=str(second))).stdout.split()
@@ -164,7 +164,8 @@ def test_configs_imported_from_a_zip_are_extracted(tmp_path):
             if path.is_file() and "__pycache__" not in path.parts:
                 zipped.write(path, f"fairdml/configs/{path.relative_to(CONFIGS).as_posix()}")
     code = (
-        "import fairdml.config_files as files; folder = files.config_dir(); print(files.__file__); print(folder); "
+        "import fairdml.utils.config_files as files; folder = files.config_dir(); print(files.__file__); "
+        "print(folder); "
         "print(*sorted(path.relative_to(folder).as_posix() for path in folder.rglob('*.yaml')))"
     )
     out = run([sys.executable, "-c", code], cwd=tmp_path, env=clean_env(PYTHONPATH=str(archive)))
@@ -229,7 +230,7 @@ def test_wheel_trains_outside_the_repository(wheel, tmp_path):
     workdir.mkdir()
     run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)], workdir)
     env = clean_env(PYTHONPATH=str(target))
-    code = "import fairdml, fairdml.config_files as files; print(fairdml.__file__); print(files.config_dir())"
+    code = "import fairdml, fairdml.utils.config_files as files; print(fairdml.__file__); print(files.config_dir())"
     module, folder = run([sys.executable, "-c", code], workdir, env).stdout.splitlines()
     assert Path(module) == target / "fairdml" / "__init__.py"
     assert Path(folder) == target / "fairdml" / "configs"

@@ -11,10 +11,10 @@ from helpers.tiny import TINY_OVERRIDES
 from fairdml.callbacks.timings import FIT, FIT_OTHER, RUN_STAGES, SANITY_CHECK, TRAIN_STEPS, VALIDATION
 from fairdml.config import compose_config
 from fairdml.data.datamodule import DMLDataModule
-from fairdml.numbers import strict_json
 from fairdml.reports.long_table import report_rows
 from fairdml.reports.report import format_report_table
 from fairdml.train import run_training
+from fairdml.utils.numbers import strict_json
 
 EPOCHS = 2
 SECONDS = (*RUN_STAGES, TRAIN_STEPS, VALIDATION, SANITY_CHECK, FIT_OTHER, "total")

@@ -1,7 +1,7 @@
 """Lightning callbacks: the run's own bookkeeping and `FairnessMonitor`; the mitigations (in `fairdml.mitigations`)
 are re-exported here for code written before they moved."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.mitigations.base": ("Mitigation", "MitigationHost"),

@@ -113,7 +113,7 @@ class FairnessMonitor(L.Callback):
         """After every callback's `on_test_end` (PARADE adds its entry there): write the test's files."""
         if stage != "test" or "test" not in self.reports or not trainer.is_global_zero:
             return
-        from fairdml.run_folder import staged_outputs
+        from fairdml.utils.run_folder import staged_outputs
 
         out = Path(self.out_dir) if self.out_dir else Path(trainer.default_root_dir) / "fairness"
         out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ class FairnessMonitor(L.Callback):
     def _write(self, staging: Path, out: Path) -> None:
         from fairdml.reports.embeddings_file import save_embeddings_npz
         from fairdml.reports.report import save_report
-        from fairdml.run_layout import RunPaths
+        from fairdml.utils.run_layout import RunPaths
 
         report = dict(self.reports["test"])
         report["meta"] = {"split": "test", "group_attribute": self.attribute, "source": "FairnessMonitor"}

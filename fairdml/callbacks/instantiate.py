@@ -1,19 +1,16 @@
 """Callbacks from the config's `callbacks:` group: each entry names its class in `_target_`, the rest are its
-keyword arguments (`fairdml.targets.build_target` checks them against the class's signature)."""
+keyword arguments (`fairdml.utils.targets.build_target` checks them against the class's signature)."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from hydra.errors import InstantiationException
-from hydra.utils import get_class
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from fairdml.mitigations.base import Mitigation, plain_values
-from fairdml.targets import build_target
+from fairdml.mitigations.base import Mitigation
+from fairdml.utils.targets import build_target
 
 
 def build_callbacks(entries: Mapping[str, Any] | DictConfig | None) -> tuple[list[Callback], list[str]]:
@@ -59,20 +56,3 @@ def _build_one(key: str, entry: Any) -> Callback:
         )
     return build_target(f"callbacks.{key}", entry, Callback, "a Lightning Callback")
 
-
-def signature_defaults(entries: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each entry's constructor defaults (`{name: {argument: default}}`), for entries whose class imports:
-    a run made before an argument existed reads as having had its default."""
-    defaults: dict[str, dict[str, Any]] = {}
-    for key, entry in entries.items():
-        try:
-            cls = get_class(entry["_target_"])
-        except (ImportError, ValueError, InstantiationException, KeyError, TypeError):
-            continue
-        parameters = inspect.signature(cls.__init__).parameters.values()
-        defaults[key] = {
-            p.name: plain_values(p.default)
-            for p in parameters
-            if p.name != "self" and p.default is not inspect.Parameter.empty
-        }
-    return defaults

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from fairdml.group_names import marginal_groups
 from fairdml.metrics.spec import legacy_log_key, metric_specs, report_log_keys, summary_higher_is_better
+from fairdml.utils.group_names import marginal_groups
 
 _TRAIN_LOSS = re.compile(r"^train/loss(_[A-Za-z0-9_]+)?$")  # train/loss, train/loss_<term>
 

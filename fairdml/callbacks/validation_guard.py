@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from fairdml.errors import ValidationSkippedError
+from fairdml.utils.errors import ValidationSkippedError
 
 
 class ValidationGuard(Callback):

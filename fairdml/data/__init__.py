@@ -1,6 +1,6 @@
 """Datasets with sensitive attributes, class-disjoint splits, samplers and the LightningDataModule."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.data.base": ("DMLDataset", "DatasetView"),

@@ -27,8 +27,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import RandomResizedCrop
 
-from fairdml.atomic import atomic_path, write_json
 from fairdml.data.base import DatasetView, DMLDataset
+from fairdml.utils.atomic import atomic_path, write_json
 
 CACHE_VERSION = 1
 CACHE_ENV = "FAIRDML_CACHE"  # where caches live; default ~/.cache/fairdml (XDG_CACHE_HOME respected)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fairdml.data.base import DMLDataset
-from fairdml.group_names import check_attribute_names, crossed_attribute_name, crossed_group_name
+from fairdml.utils.group_names import check_attribute_names, crossed_attribute_name, crossed_group_name
 
 
 def attribute_list(sensitive_attribute: str | Sequence[str]) -> list[str]:

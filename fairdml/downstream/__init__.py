@@ -1,7 +1,7 @@
 """Downstream evaluation: classifiers trained on frozen embeddings, unbalanced vs re-balanced (`protocol`), as a
 training config sets it (`from_config`); `fairdml evaluate RUN_DIR` reads a run folder (`fairdml.evaluate`)."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.downstream.protocol": ("DownstreamData", "downstream_evaluation"),

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fairdml.loggers.csv_logger import ResumableCSVLogger
 from fairdml.loggers.wandb_logger import create_wandb_logger
-from fairdml.targets import build_target
+from fairdml.utils.targets import build_target
 
 
 def create_loggers(

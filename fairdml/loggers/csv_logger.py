@@ -14,7 +14,7 @@ import csv
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-from fairdml.atomic import atomic_path
+from fairdml.utils.atomic import atomic_path
 
 
 def _read_rows(path: str) -> tuple[list[str], list[dict]]:

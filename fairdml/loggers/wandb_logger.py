@@ -21,8 +21,8 @@ from urllib.parse import urlparse
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.loggers import Logger, WandbLogger
 
-from fairdml.atomic import write_text
-from fairdml.run_layout import RunPaths
+from fairdml.utils.atomic import write_text
+from fairdml.utils.run_layout import RunPaths
 
 
 def _has_wandb_key() -> bool:

@@ -3,7 +3,7 @@
 Exports load on first use, so `fairdml.metrics.spec` (pure Python) can be read without importing torch.
 """
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.metrics.fairness": ("EmbeddingFairness", "flatten_report"),

@@ -11,11 +11,11 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from fairdml.group_names import attribute_of_gap_key, gap_key
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import LogKey, group_key, overall_key, report_log_keys
-from fairdml.numbers import finite_number
+from fairdml.utils.group_names import attribute_of_gap_key, gap_key
+from fairdml.utils.numbers import finite_number
 
 
 def drop_duplicate_indices(indices: Tensor) -> Tensor:

@@ -1,7 +1,7 @@
 """Mitigations: Lightning callbacks that change how any `MitigationHost` module trains (PARADE, group-balanced
 sampling, reweighted and worst-group losses), and the protocol they check at `setup`."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.mitigations.base": ("Mitigation", "MitigationHost"),

@@ -13,18 +13,20 @@ de-correlation). The card loops over these entries, so a new mitigation needs no
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import lightning as L
 from lightning.pytorch.core.mixins import HyperparametersMixin
-from torch import Tensor, nn
+from torch import nn
 
-from fairdml.errors import MitigationNotWiredError
-from fairdml.numbers import strict_json
+from fairdml.utils.errors import MitigationNotWiredError
+from fairdml.utils.nested import plain_values
+from fairdml.utils.numbers import strict_json
+
+if TYPE_CHECKING:  # defined by the host, DMLModule; a type only, so importing a mitigation does not load it
+    from fairdml.models.module import LossTerm
 
 REPORT_KEY = "mitigations"
-LossTerm = Callable[[Any, dict], dict[str, Tensor]]  # (host module, step) -> named loss terms
 
 
 @runtime_checkable
@@ -137,15 +139,6 @@ class Mitigation(L.Callback, HyperparametersMixin):
             return
         entry = self.describe(self.measure(trainer, pl_module))
         reports.setdefault("test", {}).setdefault(REPORT_KEY, {})[self.name] = entry
-
-
-def plain_values(value: Any) -> Any:
-    """Tuples as lists, nested, so the settings read the same in JSON and in the card."""
-    if isinstance(value, tuple | list):
-        return [plain_values(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): plain_values(item) for key, item in value.items()}
-    return value
 
 
 def check_wired(

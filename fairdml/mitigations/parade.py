@@ -42,7 +42,7 @@ from fairdml.mitigations.parade_objectives import (
 from fairdml.models.heads import EmbeddingHead
 from fairdml.models.lightning_probe import is_logging_step
 from fairdml.models.precision import call_in_own_precision, full_precision, without_autocast
-from fairdml.numbers import strict_json
+from fairdml.utils.numbers import strict_json
 
 log = logging.getLogger("fairdml")
 

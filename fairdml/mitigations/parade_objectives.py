@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fairdml.config_checks import Rule, above, at_least, one_of, optional
 from fairdml.losses import create_loss, create_miner
 from fairdml.metrics.functional.decorrelation import (
     CORRELATION_FORMS,
@@ -48,6 +47,7 @@ from fairdml.metrics.functional.decorrelation import (
     normalised_cross_covariance,
 )
 from fairdml.mitigations.gradient_reversal import reverse_gradient
+from fairdml.utils.rules import Rule, above, at_least, one_of, optional
 
 Schedule = Literal["constant", "linear", "cosine"]
 EncoderObjective = Literal["reversal", "confusion", "covariance", "kernel_covariance"]

@@ -1,6 +1,6 @@
 """The embedding model (what is exported) and the LightningModule that trains it."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.models.module": ("DMLModule",),

@@ -11,9 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fairdml.atomic import atomic_path
 from fairdml.models.backbones import create_backbone, feature_dim
 from fairdml.models.heads import EmbeddingHead
+from fairdml.utils.atomic import atomic_path
 
 
 class EmbeddingModel(nn.Module):

@@ -12,6 +12,7 @@ with `load_hub_folder`, which rebuilds the model from the config and needs no tr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -20,9 +21,9 @@ from typing import Any
 import safetensors.torch
 
 from fairdml import __version__
-from fairdml.atomic import read_json
 from fairdml.models.backbones import feature_dim
-from fairdml.models.embedding import EmbeddingModel
+from fairdml.models.embedding import EmbeddingModel, save_embedding_model
+from fairdml.utils.atomic import atomic_path, read_json
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -83,6 +84,27 @@ def save_hub_folder(model: EmbeddingModel, weights_path: Path, config_path: Path
     safetensors.torch.save_file(tensors, weights_path, metadata={"format": "pt"})  # "pt": the Hub's convention
     config = {**config, "fairdml": {**config["fairdml"], "weights_sha256": _sha256(weights_path)}}
     config_path.write_text(json.dumps(config, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_model_files(
+    model: EmbeddingModel,
+    targets: dict[str, Path],
+    run_config: dict[str, Any],
+    source: dict[str, Any],
+    extra: dict | None = None,
+) -> dict[str, Path]:
+    """Write `targets` ("weights" and "config", the Hub pair; "pt" too when given) all, or none of them.
+
+    `run_config`: the run's composed config (its data section gives the preprocessing config.json records);
+    `source`: where the weights come from, kept in config.json's fairdml section.
+    """
+    config = hub_config(model, preprocessing_of(run_config), source)
+    with contextlib.ExitStack() as stack:  # every file goes to a temporary name first; renamed in when all are done
+        temporary = {key: stack.enter_context(atomic_path(path)) for key, path in targets.items()}
+        if "pt" in temporary:
+            save_embedding_model(model, temporary["pt"], extra=extra)
+        save_hub_folder(model, temporary["weights"], temporary["config"], config)
+    return targets
 
 
 def load_hub_folder(folder: str | Path) -> EmbeddingModel:

@@ -11,7 +11,7 @@ The non-finite guards are in `step_guards.py`, the optimiser and schedule tables
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
@@ -25,8 +25,8 @@ from fairdml.config_keywords import Keywords, keyword_config
 from fairdml.losses import GroupWeightedReducer, GroupWeights, create_loss, create_miner, set_group_weights
 from fairdml.metrics.fairness import EmbeddingFairness, drop_duplicate_indices, flatten_report
 from fairdml.metrics.settings import ReportSettings
-from fairdml.mitigations.base import LossTerm
 from fairdml.models.backbones import feature_dim
+from fairdml.models.config_rules import model_problems
 from fairdml.models.embedding import EmbeddingModel
 from fairdml.models.lightning_probe import is_logging_step
 from fairdml.models.optimizers import create_optimizer, schedule_of, with_warmup
@@ -35,6 +35,8 @@ from fairdml.models.step_guards import NonfiniteWatch, nonfinite_embeddings_erro
 
 if TYPE_CHECKING:
     from fairdml.data.datamodule import DMLDataModule
+
+LossTerm = Callable[[Any, dict], dict[str, torch.Tensor]]  # add_loss_term's argument: (module, step) -> named terms
 
 
 def compile_model(model: EmbeddingModel) -> None:
@@ -65,6 +67,7 @@ MODULE_KEYWORDS = Keywords(
     presets={"loss": "loss", "optimizer": "optim"},
     merged=frozenset({"backbone_kwargs", "loss_kwargs", "miner_kwargs"}),
     resets={"miner": ("loss.miner_kwargs",)},
+    checks=(model_problems,),
 )  # fmt: skip
 
 

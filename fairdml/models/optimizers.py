@@ -1,7 +1,7 @@
 """`optim.name` → optimiser and `optim.scheduler` → learning-rate schedule: one table each.
 
-`DMLModule.configure_optimizers` builds from them and the config check (`fairdml.config_checks`) takes its
-valid names from them, so a new optimiser or schedule is one entry here.
+`DMLModule.configure_optimizers` builds from them and the config check (`fairdml.models.config_rules`) takes
+its valid names from them, so a new optimiser or schedule is one entry here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What people read: report files, audits, run comparisons and the model card."""
 
-from fairdml._lazy import lazy_exports
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.reports.report": ("save_report", "load_report", "format_report_table", "format_headline"),

@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fairdml.atomic import write_json
 from fairdml.metrics.functional.report import fairness_report
 from fairdml.metrics.functional.stages import CARD, READ, WRITE, collect_stages, stage
 from fairdml.metrics.settings import DEFAULT_MIN_GROUP_SIZE, ReportSettings
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import format_report_table, save_report
-from fairdml.run_layout import RunPaths
+from fairdml.utils.atomic import write_json
+from fairdml.utils.run_layout import RunPaths
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -47,7 +47,7 @@ def prepare_audit_dir(out: Path, overwrite: bool = False) -> None:
     """One audit per folder, as one run per folder: an earlier audit's report, card or embeddings never sit
     beside a new one's. An existing folder with files is refused, or, with `overwrite`, accepted if it holds
     fairdml's marker (its audit files are replaced when the new set is complete: `staged_outputs`)."""
-    from fairdml.run_folder import run_id
+    from fairdml.utils.run_folder import run_id
 
     marker = RunPaths(out).marker
     existing = sorted(p.name for p in out.iterdir() if p != marker) if out.is_dir() else []  # a failed audit's
@@ -125,7 +125,7 @@ def run_audit(
     )  # fmt: skip
     if not Path(npz_path).exists():  # the input's error first; a bad file fails on reading, leaving no audit
         raise FileNotFoundError(f"no embeddings file at {npz_path}")
-    from fairdml.run_folder import staged_outputs  # imports lightning: only when an audit is written
+    from fairdml.utils.run_folder import staged_outputs  # imports lightning: only when an audit is written
 
     prepare_audit_dir(out, overwrite)
     with staged_outputs(out, replace_all=True) as staging:

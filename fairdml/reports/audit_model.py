@@ -3,7 +3,7 @@
 M is a fairdml run folder or exported `model.pt`, `timm:NAME` (a timm backbone's features as the embedding)
 or `module:function` (a factory returning an `nn.Module` from images to embeddings). The data come from the
 same config composition as training, with evaluation transforms; the embeddings go through the one loop of
-`fairdml.embed` and are saved as `embeddings_<split>.npz`, which the `.npz` audit then reports on, so both
+`fairdml.models.inference` and are saved as `embeddings_<split>.npz`, which the `.npz` audit then reports on, so both
 forms of `fairdml audit` write the same files.
 """
 
@@ -23,8 +23,8 @@ from torch import nn
 
 from fairdml.reports.audit import audit_into, check_audit_options, prepare_audit_dir  # audit first: import order
 from fairdml.reports.embeddings_file import save_embeddings_npz
-from fairdml.run_folder import staged_outputs
-from fairdml.run_layout import RunPaths
+from fairdml.utils.run_folder import staged_outputs
+from fairdml.utils.run_layout import RunPaths
 
 MODEL_FORMS = "a run folder, a model.pt, timm:NAME or module:function"
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -108,9 +108,8 @@ def audit_config(model: str, overrides: Sequence[str]) -> tuple[DictConfig, str]
     (`data=celeba`, `model=tiny`) composes a fresh config from the config folder instead, as the other model
     forms always do: a group choice only means something to composition.
     """
-    from fairdml.config import compose_config
-    from fairdml.config_files import config_dir
-    from fairdml.evaluate import load_run_config
+    from fairdml.config import compose_config, load_run_config
+    from fairdml.utils.config_files import config_dir
 
     path = Path(model).expanduser()
     groups = {folder.name for folder in config_dir().iterdir() if folder.is_dir()}
@@ -152,7 +151,7 @@ def run_model_audit(
     `report["meta"]` names the model, the data and the split. Options and inputs are checked before embedding.
     `device` None: `cuda` (with bf16 autocast) when there is one, else `cpu` (float32 throughout).
     """
-    from fairdml.embed import embed_dataset, resolve_device
+    from fairdml.models.inference import embed_dataset, resolve_device
 
     overwrite = options.pop("overwrite", False)
     report_options = {k: v for k, v in options.items() if k not in ("model_card", "card_inputs")}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fairdml.atomic import atomic_path
+from fairdml.utils.atomic import atomic_path
 
 REQUIRED_ARRAYS = ("embeddings", "labels", "groups")
 SAVE_HINT = "save the arrays together with np.savez(PATH, embeddings=..., labels=..., groups=...)"

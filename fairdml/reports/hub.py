@@ -21,13 +21,13 @@ from huggingface_hub.errors import HTTPError as ClientHTTPError  # the HTTP clie
 from huggingface_hub.utils import validate_repo_id
 
 from fairdml import __version__
-from fairdml.atomic import atomic_path, read_json
-from fairdml.export import selected_by, write_model_files
 from fairdml.models.embedding import load_embedding_model
-from fairdml.models.hub_folder import CONFIG_FILE, WEIGHTS_FILE
+from fairdml.models.hub_folder import CONFIG_FILE, WEIGHTS_FILE, write_model_files
 from fairdml.reports.card.write import CARD_FILES, write_model_card
 from fairdml.reports.runs import load_run
-from fairdml.run_layout import MODEL_FILE, REPORT_FILE, RunPaths
+from fairdml.utils.atomic import atomic_path, read_json
+from fairdml.utils.run_folder import selected_by
+from fairdml.utils.run_layout import MODEL_FILE, REPORT_FILE, RunPaths
 
 README_FILE = "README.md"  # the name under which the Hub shows a repo's card
 UPLOADED = (README_FILE, WEIGHTS_FILE, CONFIG_FILE, REPORT_FILE)

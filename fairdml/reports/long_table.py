@@ -10,9 +10,9 @@ import io
 import os
 from typing import TYPE_CHECKING, Any
 
-from fairdml.atomic import write_text
-from fairdml.group_names import gap_key
-from fairdml.numbers import finite_number
+from fairdml.utils.atomic import write_text
+from fairdml.utils.group_names import gap_key
+from fairdml.utils.numbers import finite_number
 
 if TYPE_CHECKING:
     import pandas

@@ -6,9 +6,9 @@ import math
 import os
 from pathlib import Path
 
-from fairdml.atomic import read_json, write_json
-from fairdml.numbers import strict_json
 from fairdml.reports.long_table import write_report_csv
+from fairdml.utils.atomic import read_json, write_json
+from fairdml.utils.numbers import strict_json
 
 _MISSING = "-"
 SMALL_MARK = "*"  # after a small group's n and after a worst group that is small
@@ -17,7 +17,7 @@ SMALL_MARK = "*"  # after a small group's n and after a worst group that is smal
 def save_report(report: dict, path: str | os.PathLike) -> Path:
     """Write `report` as indented, strict JSON (parent folders created); returns the path.
 
-    Atomic (fairdml.atomic): a run killed mid-write leaves the old report.json or none, never half of one.
+    Atomic (fairdml.utils.atomic): a run killed mid-write leaves the old report.json or none, never half of one.
     The same figures go, one row per group and metric, to the .csv beside it (`long_table.report_rows`).
     """
     table = Path(path).with_suffix(".csv")

@@ -20,11 +20,11 @@ import numpy as np
 import yaml
 from omegaconf import OmegaConf
 
-from fairdml.nested import dotted_keys, get_path
-from fairdml.numbers import finite_number
 from fairdml.reports.embeddings_file import load_embeddings_npz
 from fairdml.reports.report import load_report
-from fairdml.run_layout import CONFIG_FILE, EMBEDDINGS_FILE, REPORT_FILE, RUN_MARKER_FILE, RunPaths
+from fairdml.utils.nested import dotted_keys, get_path
+from fairdml.utils.numbers import finite_number
+from fairdml.utils.run_layout import CONFIG_FILE, EMBEDDINGS_FILE, REPORT_FILE, RUN_MARKER_FILE, RunPaths
 
 # The figures a trade-off is read from.
 FIGURES = (
@@ -110,7 +110,7 @@ def _callback_defaults(config: dict) -> dict[str, Any]:
     entries = config.get("callbacks") or {}
     if not any(isinstance(entry, dict) and "_target_" in entry for entry in entries.values()):
         return {}
-    from fairdml.callbacks.instantiate import signature_defaults  # here: only runs with callbacks need it
+    from fairdml.utils.targets import signature_defaults  # here: Hydra, and only runs with callbacks need it
 
     return dotted_keys({"callbacks": signature_defaults(entries)})
 

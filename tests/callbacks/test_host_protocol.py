@@ -147,7 +147,7 @@ class _NotAdded(MyEmbedder):
 )
 def test_a_mitigation_that_is_not_wired_in_fails_at_the_first_step(tiny_overrides, tmp_path, module, message):
     """Once: PARADE in such a module trained as if absent, and the report still showed a PARADE entry."""
-    from fairdml.errors import MitigationNotWiredError
+    from fairdml.utils.errors import MitigationNotWiredError
 
     datamodule = fairdml.DMLDataModule(compose_config(tiny_overrides).data, seed=0)
     parade = fairdml.Parade(projection_hidden=8, attribute_embedding_dim=4, encoder_objective="covariance")

@@ -119,7 +119,7 @@ def _fail_replace(*_args, **_kwargs):
 def test_save_report_is_atomic(tmp_path, monkeypatch):
     path = save_report({"n": 1, "overall": {}, "groups": {}, "gaps": {}}, tmp_path / "report.json")
     before = path.read_text()
-    monkeypatch.setattr("fairdml.atomic.os.replace", _fail_replace)
+    monkeypatch.setattr("fairdml.utils.atomic.os.replace", _fail_replace)
     with pytest.raises(OSError, match="simulated"):
         save_report({"n": 2, "overall": {"nmi": float("nan")}, "groups": {}, "gaps": {}}, path)
     assert path.read_text() == before  # the old report, whole
@@ -141,7 +141,7 @@ def test_model_card_files_are_written_atomically(tmp_path, monkeypatch):
     out = tmp_path / "out"
     before = {name: (out / name).read_bytes() for name in CARD_FILES.values()}
     names_before = sorted(p.name for p in out.iterdir())
-    monkeypatch.setattr("fairdml.atomic.os.replace", _fail_replace)
+    monkeypatch.setattr("fairdml.utils.atomic.os.replace", _fail_replace)
     with pytest.raises(OSError, match="simulated"):
         write_model_card(out, embeddings=path)
     assert {name: (out / name).read_bytes() for name in CARD_FILES.values()} == before

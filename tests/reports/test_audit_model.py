@@ -17,7 +17,7 @@ from fairdml.config import compose_config
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import load_embedding_model
 from fairdml.reports.audit_model import run_model_audit
-from fairdml.run_layout import RunPaths
+from fairdml.utils.run_layout import RunPaths
 
 TINY_DATA = [item for item in TINY_OVERRIDES if item.startswith("data.")]
 REPORTED = ("recall@1", "recall@2", "recall@4", "recall@8", "map@r", "nmi", "inter_alignment", "uniformity")
@@ -149,7 +149,7 @@ def test_module_function_factory(tmp_path, monkeypatch):
         ("{empty}", [], "the folder has no model.pt; export one with `fairdml export"),
         ("{empty}/model.pt", [], "no such model file"),
         ("no_such_module_xyz:build", [], "cannot import 'no_such_module_xyz'"),
-        ("fairdml.numbers:__name__", [], "has no function '__name__'"),
+        ("fairdml.utils.numbers:__name__", [], "has no function '__name__'"),
         ("collections:OrderedDict", [], "the factory returned OrderedDict, not a torch nn.Module"),
         ("json:loads", [], "--model json:loads: loads() raised TypeError"),  # a factory that raises is named
         ("timm:test_resnet", [], "random weights unless model.pretrained=true"),

@@ -4,11 +4,10 @@ Exports load on first use, so a module that needs one function (the audit: the r
 other's dependencies (torchmetrics for the downstream rates, scikit-learn's probes) at start-up.
 """
 
-from fairdml._lazy import lazy_exports
-
 # Eager, as before: the function shares its module's name, and a lazily loaded package attribute `knn` would be
 # the submodule (Python binds it on the submodule's first import) rather than the function.
 from fairdml.metrics.functional.knn import knn as knn
+from fairdml.utils._lazy import lazy_exports
 
 _MODULES = {
     "fairdml.metrics.functional._common": ("DEFAULT_MEMORY_BUDGET_BYTES", "FairnessMetricWarning"),

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_fairness
 
 from fairdml.metrics.functional.groups import group_gaps, group_intervals
-from fairdml.numbers import strict_json
+from fairdml.utils.numbers import strict_json
 
 GROUP_METRICS = ("accuracy", "balanced_accuracy")
 BINARY_RATES = ("positive_rate", "true_positive_rate", "false_positive_rate")

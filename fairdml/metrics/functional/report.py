@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fairdml.group_names import gap_key, marginal_groups
 from fairdml.metrics.functional._common import (
     FairnessMetricWarning,
     as_tensor,
@@ -40,7 +39,8 @@ from fairdml.metrics.functional.set_metrics import uniformity as set_metric_unif
 from fairdml.metrics.functional.stages import GEOMETRY, GROUPS, INTERVALS, OVERALL, collect_stages, stage
 from fairdml.metrics.settings import ReportSettings
 from fairdml.metrics.spec import MetricSpec, metric_specs
-from fairdml.numbers import strict_json
+from fairdml.utils.group_names import gap_key, marginal_groups
+from fairdml.utils.numbers import strict_json
 
 SetMetric = Callable[[Tensor, Tensor, ReportSettings], "float | None"]  # see MetricSpec.compute
 

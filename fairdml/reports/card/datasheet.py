@@ -11,7 +11,7 @@ import numpy as np
 
 from fairdml.reports.card.blocks import Block, Section, Table, Text, fmt_number, fmt_percent
 from fairdml.reports.runs import Run
-from fairdml.run_layout import DATA_CARD_HTML_FILE, RunPaths
+from fairdml.utils.run_layout import DATA_CARD_HTML_FILE, RunPaths
 
 SPLIT_HEADERS = ["Split", "Samples", "Classes", "Minority share", "Imbalance ratio (largest/smallest group)"]
 GROUP_HEADERS = ["Split", "Group", "Samples", "Share of split", "Classes", "Images per class (mean)"]

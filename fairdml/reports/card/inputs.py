@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fairdml.config_files import yaml_error_line
+from fairdml.utils.config_files import yaml_error_line
 
 TEMPLATE = "configs/card/card_inputs.yaml"
 

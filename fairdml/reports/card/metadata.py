@@ -12,14 +12,14 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from fairdml.group_names import EQUALS
-from fairdml.numbers import finite_number
 from fairdml.reports.card.blocks import value_of
 from fairdml.reports.card.inputs import CardInputs
 from fairdml.reports.card.metric_names import metric_info
 from fairdml.reports.card.results import downstream_tasks, flat_report
 from fairdml.reports.card.verification import Verification
 from fairdml.reports.runs import Run
+from fairdml.utils.group_names import EQUALS
+from fairdml.utils.numbers import finite_number
 
 TASK = {
     "task_type": "image-feature-extraction",

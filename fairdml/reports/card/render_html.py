@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from fairdml.numbers import strict_json
 from fairdml.reports.card.blocks import Bullets, Code, Heading, Prompt, Section, Table, Text, ThresholdView
 from fairdml.reports.card.inputs import PROMPTS
 from fairdml.reports.card.results import equal_fmr_table
 from fairdml.reports.card.threshold_html import escape, threshold_view_html
+from fairdml.utils.numbers import strict_json
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 FOOTER = (

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fairdml.group_names import GAP, gap_key
-from fairdml.nested import dotted_keys
 from fairdml.reports.card.blocks import (
     Block,
     Heading,
@@ -23,6 +21,8 @@ from fairdml.reports.card.blocks import (
 from fairdml.reports.card.metric_names import metric_header
 from fairdml.reports.card.verification import Verification, rate_gap
 from fairdml.reports.runs import Run
+from fairdml.utils.group_names import GAP, gap_key
+from fairdml.utils.nested import dotted_keys
 
 GAP_HEADERS = ["Metric", "Max − min", "Min / max", "Worst group"]
 SMALL_FLAG = "⚠ small"  # after a group flagged "small" in report.json (n below settings.min_group_size)

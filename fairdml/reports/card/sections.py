@@ -11,7 +11,6 @@ import json
 import yaml
 
 from fairdml import __version__
-from fairdml.nested import dotted_keys
 from fairdml.reports.card.blocks import (
     Block,
     Bullets,
@@ -30,6 +29,7 @@ from fairdml.reports.card.metric_names import metric_info
 from fairdml.reports.card.results import SMALL_FLAG, quantitative_section
 from fairdml.reports.card.verification import Verification
 from fairdml.reports.runs import Run, get_path
+from fairdml.utils.nested import dotted_keys
 
 
 def _mitigations(run: Run) -> dict[str, dict]:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from fairdml.metrics.functional import thresholds as th
-from fairdml.numbers import strict_json
 from fairdml.reports.card.inputs import VerificationSettings
+from fairdml.utils.numbers import strict_json
 
 DET_TICKS = (0.0001, 0.001, 0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)  # rates marked on the DET axes
 

@@ -13,9 +13,7 @@ from pathlib import Path
 from huggingface_hub import ModelCard
 
 from fairdml import __version__
-from fairdml.atomic import atomic_path, disk_is_full, write_json, write_text
 from fairdml.metrics.functional.stages import CARD_PAIRS, stage
-from fairdml.numbers import strict_json
 from fairdml.reports.card.blocks import fmt_number, value_of
 from fairdml.reports.card.inputs import load_card_inputs
 from fairdml.reports.card.metadata import build_card_data
@@ -31,6 +29,8 @@ from fairdml.reports.card.verification import (
     view_data,
 )
 from fairdml.reports.runs import Run, get_path, load_run
+from fairdml.utils.atomic import atomic_path, disk_is_full, write_json, write_text
+from fairdml.utils.numbers import strict_json
 
 CARD_FILES = {"markdown": "MODEL_CARD.md", "html": "model_card.html", "data": "model_card_data.json"}
 SIDECAR_SCHEMA = "fairdml-model-card/1"

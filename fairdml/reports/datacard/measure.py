@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from fairdml.group_names import SEPARATOR
 from fairdml.reports.datacard.image_hash import (
     MAX_THUMBNAIL_DIFFERENCE,
     close_pairs,
     confirmed_pairs,
     hash_images,
 )
+from fairdml.utils.group_names import SEPARATOR
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 QUANTILE_NAMES = ("min", "q25", "median", "q75", "max")

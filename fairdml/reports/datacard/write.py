@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fairdml.atomic import write_json, write_text
-from fairdml.run_layout import RunPaths
+from fairdml.utils.atomic import write_json, write_text
+from fairdml.utils.run_layout import RunPaths
 
 # `fairdml train` hashes at most this many images per split (~0.7 s on the default digits data); the command
 # hashes all of them unless told otherwise.

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from fairdml.atomic import atomic_path, read_json, write_json
-from fairdml.run_layout import (
+from fairdml.utils.atomic import atomic_path, read_json, write_json
+from fairdml.utils.run_layout import (
     OUTPUT_SET,
     RUN_MARKER_FILE,
     RUN_OWNED,
@@ -233,3 +233,8 @@ def read_selection(run_dir: Path) -> dict[str, Any]:
             f"fairdml export {run_dir}/checkpoints/last.ckpt --out M.pt"
         )
     return selection
+
+
+def selected_by(selection: dict[str, Any]) -> dict[str, Any] | None:
+    """The monitor, mode and score a run selected its checkpoint by (selection.json), for config.json."""
+    return {key: selection[key] for key in ("monitor", "mode", "score") if key in selection} or None

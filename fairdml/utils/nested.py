@@ -1,7 +1,8 @@
 """Nested mappings (configs, reports) read by dotted key paths. No heavy imports: the card and the CLI use it.
 
 `dotted_keys` turns a tree into one level (a config diff on resume, the settings `fairdml compare` tells runs
-apart by, the card's figures of unknown shape); `get_path` reads one leaf of a tree that may lack it.
+apart by, the card's figures of unknown shape); `get_path` reads one leaf of a tree that may lack it;
+`plain_values` makes a tree's tuples lists (settings that read the same in JSON and in the card).
 """
 
 from __future__ import annotations
@@ -40,3 +41,16 @@ def get_path(mapping: Any, dotted: str, default: Any = None) -> Any:
             return default
         mapping = mapping[key]
     return mapping
+
+
+def plain_values(value: Any) -> Any:
+    """Tuples as lists and keys as strings, nested, so settings read the same in JSON and in the card.
+
+    >>> plain_values({"ks": (1, 4), 2: ("a",)})
+    {'ks': [1, 4], '2': ['a']}
+    """
+    if isinstance(value, tuple | list):
+        return [plain_values(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): plain_values(item) for key, item in value.items()}
+    return value

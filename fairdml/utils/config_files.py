@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 ENV_VAR = "FAIRDML_CONFIG_DIR"
 PACKAGE = "fairdml.configs"
 ENTRY = "train.yaml"  # the config `fairdml train` composes; a folder without it is not a config folder
-SOURCE_TREE = Path(__file__).resolve().parents[1] / "configs"  # a checkout run without (re)installing
+SOURCE_TREE = Path(__file__).resolve().parents[2] / "configs"  # a checkout run without (re)installing
 
 
 def packaged_configs() -> Traversable | Path:

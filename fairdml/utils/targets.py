@@ -2,16 +2,20 @@
 
 The class's own signature is the schema: an unknown key is reported with the valid ones and the closest
 match before any work, and the constructor's own checks run at once, each as one line naming the entry.
+`signature_defaults` reads the same signatures back: the defaults of a finished run's entries.
 """
 
 from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
+
+from fairdml.utils.nested import plain_values
 
 
 def build_target(where: str, entry: Any, base: type, what: str, fill: dict[str, Any] | None = None) -> Any:
@@ -54,3 +58,21 @@ def _cause(error: BaseException) -> str:
     while error.__cause__ is not None:
         error = error.__cause__
     return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+
+
+def signature_defaults(entries: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each entry's constructor defaults (`{name: {argument: default}}`), for entries whose class imports:
+    a run made before an argument existed reads as having had its default."""
+    defaults: dict[str, dict[str, Any]] = {}
+    for key, entry in entries.items():
+        try:
+            cls = get_class(entry["_target_"])
+        except (ImportError, ValueError, InstantiationException, KeyError, TypeError):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        defaults[key] = {
+            p.name: plain_values(p.default)
+            for p in parameters
+            if p.name != "self" and p.default is not inspect.Parameter.empty
+        }
+    return defaults
