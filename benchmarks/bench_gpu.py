@@ -177,7 +177,12 @@ def main(argv: list[str] | None = None) -> str:
             compiled_module, data(), warmup, device, progress_bar=False, callbacks=[], precision=precision
         )
         variants["fairdml + PARADE, compiled"] = lambda: lightning_ms(
-            compiled_parade, data(), warmup, device, progress_bar=False, callbacks=compiled_callbacks,
+            compiled_parade,
+            data(),
+            warmup,
+            device,
+            progress_bar=False,
+            callbacks=compiled_callbacks,
             precision=precision,
         )
     times: dict[str, list[float]] = {name: [] for name in variants}

@@ -193,9 +193,7 @@ def format_table(rows: list[dict]) -> str:
     columns += ["recall@1 f/P", "map@r f/P", "nmi f/P"]
     lines = []
     for ours in (row for row in rows if row["method"] == "fairdml"):
-        theirs = next(
-            r for r in rows if r["method"] == "pml" and (r["n"], r["nmi"]) == (ours["n"], ours["nmi"])
-        )
+        theirs = next(r for r in rows if r["method"] == "pml" and (r["n"], r["nmi"]) == (ours["n"], ours["nmi"]))
         v, w = ours["values"], theirs["values"]
         lines.append(
             [

@@ -148,9 +148,7 @@ def sort_key(row: dict) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep", type=Path, help="folder holding the finished runs (searched recursively)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -65,12 +65,8 @@ def split_embeddings(run_dir: Path, splits: tuple[str, ...]) -> dict[str, tuple[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "sweep", type=Path, nargs="+", help="sweep or run folders (the CSV goes in the first)"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", type=Path, nargs="+", help="sweep or run folders (the CSV goes in the first)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = []

@@ -22,9 +22,7 @@ from parade_sweep import ROOT, evaluate, train  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name")
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--seed", type=int, default=0)

@@ -315,9 +315,7 @@ def load_run_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     `fairdml evaluate RUN` and `fairdml audit --model RUN` read)."""
     path = RunPaths(run_dir).config
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{run_dir} is not a fairdml run folder: no config.yaml (see `fairdml train`)"
-        )
+        raise FileNotFoundError(f"{run_dir} is not a fairdml run folder: no config.yaml (see `fairdml train`)")
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), OmegaConf.load(path))
         return OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))  # type: ignore[return-value]

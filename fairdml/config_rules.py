@@ -65,7 +65,8 @@ RULES: tuple[Rule, ...] = (
     Rule("evaluation.bootstrap_resamples", lambda v: v == 0 or at_least(2)(v), "0 (no intervals) or >= 2"),
     Rule("evaluation.downstream_test_share", between(0, 1, low_open=True, high_open=True), "in (0, 1)"),
     Rule(
-        "logger.wandb.mode", optional(one_of("offline", "online", "disabled")),
+        "logger.wandb.mode",
+        optional(one_of("offline", "online", "disabled")),
         "offline, online or disabled (null: $WANDB_MODE, else offline)",
     ),
     Rule("logger.wandb.init_timeout", above(0), "> 0 (seconds)"),

@@ -178,4 +178,3 @@ def set_group_weights(loss: nn.Module, group_weights: GroupWeights | None) -> No
     if group_weights is not None and reducer.group_weights not in (None, group_weights):
         raise ValueError("the loss is already weighted by group; use one of reweighted, worst_group")
     reducer.group_weights = group_weights
-

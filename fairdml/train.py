@@ -57,9 +57,7 @@ def resolve_run_dir(cfg: DictConfig) -> Path:
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> list[Callback]:
-    checkpoints = build_checkpoint(
-        to_container(cfg.checkpoint), to_container(cfg.evaluation), group_names, run_dir
-    )
+    checkpoints = build_checkpoint(to_container(cfg.checkpoint), to_container(cfg.evaluation), group_names, run_dir)
     callbacks: list[Callback] = [*checkpoints, RunState(run_id(run_dir)), ValidationGuard()]
     if cfg.logger.wandb.enabled and cfg.logger.wandb.media:
         from fairdml.callbacks.wandb_media import WandbMedia

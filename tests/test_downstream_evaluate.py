@@ -105,16 +105,12 @@ def test_class_target_and_its_errors():
         ["majority", "minority"], "style",
     )  # fmt: skip
     result = downstream_evaluation(data, minority_share=0.1, bootstrap_resamples=0)
-    assert (
-        result["kind"] == "multiclass" and result["label"] == "class" and "fairness" not in result["balanced"]
-    )
+    assert result["kind"] == "multiclass" and result["label"] == "class" and "fairness" not in result["balanced"]
     assert result["excluded"] == {"classes_with_a_single_image": 1}
     assert result["unbalanced"]["train"]["groups"]["minority"] == 4  # one image of each minority class kept
     assert result["balanced"]["overall"]["accuracy"] == 1.0  # well-separated classes
     with pytest.raises(ValueError, match="attribute_leakage"):
-        downstream_evaluation(
-            DownstreamData(data.embeddings, classes, data.groups, ["a", "b"], "x", data.groups, "x")
-        )
+        downstream_evaluation(DownstreamData(data.embeddings, classes, data.groups, ["a", "b"], "x", data.groups, "x"))
     with pytest.raises(ValueError, match="test_share"):
         downstream_evaluation(data, test_share=1.0)
 

@@ -36,9 +36,7 @@ def _parameter_sets(config: dict, count: int = 4) -> list[dict]:
         return [{key: value["value"] for key, value in run.config.items()} for run in proposed]
     choices = {}
     for key, spec in config["parameters"].items():
-        choices[key] = spec.get("values") or (
-            [spec["value"]] if "value" in spec else [spec["min"], spec["max"]]
-        )
+        choices[key] = spec.get("values") or ([spec["value"]] if "value" in spec else [spec["min"], spec["max"]])
     return [dict(zip(choices, values)) for values in itertools.product(*choices.values())]
 
 

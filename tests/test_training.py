@@ -121,9 +121,7 @@ def test_nan_policy_skip_counts_batches(tiny_overrides):
 
 
 def test_cli_help_lists_commands():
-    out = subprocess.run(
-        [sys.executable, "-m", "fairdml", "--help"], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-m", "fairdml", "--help"], capture_output=True, text=True, check=True)
     for command in ("train", "audit", "card", "export", "compare", "evaluate"):
         assert command in out.stdout
 

@@ -55,4 +55,3 @@ def _build_one(key: str, entry: Any) -> Callback:
             f"callbacks.{key}: no _target_ (the callback's class): add the callback first, e.g. `callbacks={key}`"
         )
     return build_target(f"callbacks.{key}", entry, Callback, "a Lightning Callback")
-

@@ -32,8 +32,11 @@ def capture_rng_states() -> dict[str, Any]:
     return {
         "python": random.getstate(),
         "numpy": {
-            "kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
-            "has_gauss": int(has_gauss), "cached_gauss": float(cached_gauss),
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gauss": float(cached_gauss),
         },  # fmt: skip
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -47,8 +50,11 @@ def restore_rng_states(states: dict[str, Any]) -> None:
     numpy_state = states["numpy"]
     np.random.set_state(
         (
-            numpy_state["kind"], numpy_state["keys"].numpy().astype(np.uint32), numpy_state["position"],
-            numpy_state["has_gauss"], numpy_state["cached_gauss"],
+            numpy_state["kind"],
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["position"],
+            numpy_state["has_gauss"],
+            numpy_state["cached_gauss"],
         )  # fmt: skip
     )
     torch.set_rng_state(states["torch"])

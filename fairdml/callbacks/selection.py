@@ -51,13 +51,9 @@ def check_monitor(monitor: str, mode: str, valid_keys: Sequence[str]) -> None:
         )
     higher_is_better = summary_higher_is_better(monitor)
     if higher_is_better is False and mode == "max":
-        warnings.warn(
-            f"checkpoint.monitor={monitor} is lower-is-better but checkpoint.mode=max", stacklevel=2
-        )
+        warnings.warn(f"checkpoint.monitor={monitor} is lower-is-better but checkpoint.mode=max", stacklevel=2)
     if higher_is_better is True and mode == "min":
-        warnings.warn(
-            f"checkpoint.monitor={monitor} is higher-is-better but checkpoint.mode=min", stacklevel=2
-        )
+        warnings.warn(f"checkpoint.monitor={monitor} is higher-is-better but checkpoint.mode=min", stacklevel=2)
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -111,15 +107,24 @@ def build_checkpoint(
     folder = run_dir / "checkpoints"
     callbacks = [
         RunCheckpoint(
-            dirpath=folder, filename="best-{epoch:03d}", monitor=checkpoint_cfg["monitor"],
-            mode=checkpoint_cfg["mode"], save_last=False, save_top_k=checkpoint_cfg["save_top_k"],
-            auto_insert_metric_name=False, enable_version_counter=False,
+            dirpath=folder,
+            filename="best-{epoch:03d}",
+            monitor=checkpoint_cfg["monitor"],
+            mode=checkpoint_cfg["mode"],
+            save_last=False,
+            save_top_k=checkpoint_cfg["save_top_k"],
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
         )  # fmt: skip
     ]
     if checkpoint_cfg["save_last"]:
         callbacks.append(
             RunCheckpoint(
-                dirpath=folder, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                dirpath=folder,
+                filename="last",
+                monitor=None,
+                save_top_k=1,
+                every_n_epochs=1,
                 enable_version_counter=False,
             )  # fmt: skip
         )

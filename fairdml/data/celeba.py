@@ -50,12 +50,8 @@ class CelebA(ImageFileDataset):
         candidates = [base / sub for base in bases for sub in _SUBFOLDERS]
         identity_file = self.locate("identity_CelebA.txt", [c / "identity_CelebA.txt" for c in candidates])
         attribute_file = self.locate("list_attr_celeba.txt", [c / "list_attr_celeba.txt" for c in candidates])
-        image_root = self.locate(
-            f"image folder {image_dir}/", [c / image_dir for c in candidates], folder=True
-        )
-        if (
-            image_root / image_dir
-        ).is_dir():  # the zip extracts to img_align_celeba/img_align_celeba/ for some
+        image_root = self.locate(f"image folder {image_dir}/", [c / image_dir for c in candidates], folder=True)
+        if (image_root / image_dir).is_dir():  # the zip extracts to img_align_celeba/img_align_celeba/ for some
             image_root = image_root / image_dir
 
         files, identities = self._read_identities(identity_file)

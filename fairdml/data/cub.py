@@ -60,14 +60,10 @@ class CUB(ImageFileDataset):
             raise ValueError(f"group_rule must be one of {GROUP_RULES}, got {group_rule!r}")
         if not 1 <= min_certainty <= 4:
             raise ValueError(f"min_certainty must be in 1..4 (not visible..definitely), got {min_certainty}")
-        images_file = self.locate(
-            "images.txt", [self.root / "images.txt", self.root / "CUB_200_2011" / "images.txt"]
-        )
+        images_file = self.locate("images.txt", [self.root / "images.txt", self.root / "CUB_200_2011" / "images.txt"])
         base = images_file.parent
         image_paths = self._read_id_table(images_file)
-        class_of = self._read_id_table(
-            self.locate("image_class_labels.txt", [base / "image_class_labels.txt"])
-        )
+        class_of = self._read_id_table(self.locate("image_class_labels.txt", [base / "image_class_labels.txt"]))
         class_names = self._read_id_table(self.locate("classes.txt", [base / "classes.txt"]))
         names_file = self.locate(
             "the attribute names file attributes.txt",
@@ -138,25 +134,19 @@ class CUB(ImageFileDataset):
                 raise KeyError(f"CUB attribute {spec!r}: {reason}; values of {group}: {sorted(values)}")
             return {values[value]: spec}
         if groups is None:
-            return {
-                attribute_id: value for value, attribute_id in sorted(values.items(), key=lambda kv: kv[1])
-            }
+            return {attribute_id: value for value, attribute_id in sorted(values.items(), key=lambda kv: kv[1])}
         choice: dict[int, str] = {}
         for coarse, members in groups.items():
             for member in [members] if isinstance(members, str) else members:
                 if member not in values:
-                    raise KeyError(
-                        f"value_groups[{group!r}][{coarse!r}]: no value {member!r}; valid: {sorted(values)}"
-                    )
+                    raise KeyError(f"value_groups[{group!r}][{coarse!r}]: no value {member!r}; valid: {sorted(values)}")
                 if values[member] in choice:
                     raise ValueError(f"value_groups[{group!r}]: {member!r} is in two coarse groups")
                 choice[values[member]] = coarse
         return choice
 
     @staticmethod
-    def _code(
-        choice: dict[int, str], names: list[str], marked: dict[int, int], binary: bool, rule: str
-    ) -> int:
+    def _code(choice: dict[int, str], names: list[str], marked: dict[int, int], binary: bool, rule: str) -> int:
         """The code of one image for one sensitive attribute, from its present flags {id: certainty}."""
         hits = [(marked[i], -i, choice[i]) for i in choice if i in marked]
         if binary:
@@ -198,19 +188,11 @@ class CUB(ImageFileDataset):
                 if not parts:
                     continue
                 if len(parts) < 4:
-                    raise ValueError(
-                        f"{path}:{number}: expected 'image_id attribute_id is_present certainty_id ...'"
-                    )
+                    raise ValueError(f"{path}:{number}: expected 'image_id attribute_id is_present certainty_id ...'")
                 if parts[1] not in wanted_text:
                     continue
-                if (
-                    parts[2] not in ("0", "1")
-                    or parts[3] not in ("1", "2", "3", "4")
-                    or not parts[0].isdigit()
-                ):
-                    raise ValueError(
-                        f"{path}:{number}: is_present must be 0/1 and certainty_id 1..4: {line.strip()!r}"
-                    )
+                if parts[2] not in ("0", "1") or parts[3] not in ("1", "2", "3", "4") or not parts[0].isdigit():
+                    raise ValueError(f"{path}:{number}: is_present must be 0/1 and certainty_id 1..4: {line.strip()!r}")
                 if parts[2] == "1" and int(parts[3]) >= min_certainty:
                     present.setdefault(int(parts[0]), {})[int(parts[1])] = int(parts[3])
         return present

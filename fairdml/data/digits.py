@@ -93,9 +93,7 @@ class ComposedDigits(DMLDataset):
 
         self.labels = np.repeat(class_ids, samples_per_class).astype(np.int64)
         tens, units = self.labels // 10, self.labels % 10
-        picks = np.stack(
-            [[rng.choice(by_digit[t]) for t in tens], [rng.choice(by_digit[u]) for u in units]], axis=1
-        )
+        picks = np.stack([[rng.choice(by_digit[t]) for t in tens], [rng.choice(by_digit[u]) for u in units]], axis=1)
         style = np.isin(self.labels, minority_classes).astype(np.int64)
         self.images = _render(digits.images[picks], style.astype(bool), rng, image_size, minority_style)
         self.attributes = style[:, None]

@@ -96,9 +96,7 @@ def as_name_list(names: str | Sequence[str]) -> list[str]:
 
 def check_policy(missing_attributes: str) -> None:
     if missing_attributes not in MISSING_ATTRIBUTE_POLICIES:
-        raise ValueError(
-            f"missing_attributes must be one of {MISSING_ATTRIBUTE_POLICIES}, got {missing_attributes!r}"
-        )
+        raise ValueError(f"missing_attributes must be one of {MISSING_ATTRIBUTE_POLICIES}, got {missing_attributes!r}")
 
 
 def examples(items: Sequence[str]) -> str:

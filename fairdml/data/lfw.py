@@ -82,17 +82,13 @@ class LFW(ImageFileDataset):
         if (image_root / image_root.name).is_dir():  # some archives/mirrors nest lfw/lfw/
             image_root = image_root / image_root.name
         table_path = self.locate("the attribute file", [self.root / attributes_file])
-        header, rows = (
-            self._read_csv(table_path) if table_path.suffix == ".csv" else self._read_table(table_path)
-        )
+        header, rows = self._read_csv(table_path) if table_path.suffix == ".csv" else self._read_table(table_path)
 
         requested = as_name_list(sensitive_attributes)
         by_name = {normalise_name(name): column for column, name in enumerate(header)}
         unknown = [name for name in requested if normalise_name(name) not in by_name]
         if unknown:
-            raise KeyError(
-                f"LFW attribute file {table_path} has no attribute(s) {unknown}; valid names: {header}"
-            )
+            raise KeyError(f"LFW attribute file {table_path} has no attribute(s) {unknown}; valid names: {header}")
         columns = [by_name[normalise_name(name)] for name in requested]
 
         images = self._list_images(image_root)
@@ -175,9 +171,7 @@ class LFW(ImageFileDataset):
                         header = fields[2:]
                     continue
                 if header is None:
-                    raise ValueError(
-                        f"{path}:{number}: data before the '#\\tperson\\timagenum\\t...' header line"
-                    )
+                    raise ValueError(f"{path}:{number}: data before the '#\\tperson\\timagenum\\t...' header line")
                 fields = line.split("\t")
                 if len(fields) != len(header) + 2 or not fields[1].strip().isdigit():
                     raise ValueError(
@@ -195,16 +189,12 @@ class LFW(ImageFileDataset):
             reader = csv.reader(handle)
             columns = [c.strip() for c in next(reader, [])]
             if columns[:2] != ["person", "imagenum"]:
-                raise ValueError(
-                    f"{path}: the first two columns must be 'person,imagenum', got {columns[:2]}"
-                )
+                raise ValueError(f"{path}: the first two columns must be 'person,imagenum', got {columns[:2]}")
             rows: dict[Key, list[str]] = {}
             for number, fields in enumerate(reader, start=2):
                 if not fields:
                     continue
                 if len(fields) != len(columns) or not fields[1].strip().isdigit():
-                    raise ValueError(
-                        f"{path}:{number}: expected {len(columns)} fields with an integer imagenum"
-                    )
+                    raise ValueError(f"{path}:{number}: expected {len(columns)} fields with an integer imagenum")
                 rows[(normalise_name(fields[0]), int(fields[1]))] = [f.strip() for f in fields[2:]]
         return columns[2:], rows

@@ -49,9 +49,7 @@ class DownstreamData:
 
 
 # ---- splits and training sets ---------------------------------------------------------------------------
-def within_class_split(
-    classes: np.ndarray, test_share: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, int]:
+def within_class_split(classes: np.ndarray, test_share: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Each class with >= 2 images: round(test_share * n) images (at least 1, at most n - 1) to test.
 
     Returns (train indices, test indices, number of classes left out for having a single image).
@@ -143,9 +141,7 @@ def downstream_evaluation(
         train, test, singletons = within_class_split(classes, test_share, seed)
         excluded["classes_with_a_single_image"] = singletons
     else:
-        parts = class_disjoint_split(
-            classes, {"train": 1 - test_share, "test": test_share}, seed, groups=groups
-        )
+        parts = class_disjoint_split(classes, {"train": 1 - test_share, "test": test_share}, seed, groups=groups)
         train, test = parts["train"], parts["test"]
     minority_code = minority_group_code(data.group_names, groups[train], minority_group, data.group_attribute)
     unbalanced = unbalance(train, groups, minority_code, minority_share, seed, classes if by_class else None)
@@ -180,9 +176,7 @@ def downstream_evaluation(
     return out
 
 
-def _composition(
-    groups: np.ndarray, names: list[str], minority_code: int, weights: np.ndarray | None
-) -> dict:
+def _composition(groups: np.ndarray, names: list[str], minority_code: int, weights: np.ndarray | None) -> dict:
     counts = {name: int((groups == code).sum()) for code, name in enumerate(names)}
     weight = np.ones(len(groups)) if weights is None else weights
     shares = {name: float(weight[groups == code].sum() / weight.sum()) for code, name in enumerate(names)}

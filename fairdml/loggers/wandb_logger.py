@@ -141,9 +141,7 @@ def _start_wandb(wandb_cfg: dict, mode: str, run_dir: Path, run_name: str, confi
     return logger
 
 
-def create_wandb_logger(
-    wandb_cfg: dict, run_dir: Path, run_name: str, config: dict
-) -> SafeWandbLogger | None:
+def create_wandb_logger(wandb_cfg: dict, run_dir: Path, run_name: str, config: dict) -> SafeWandbLogger | None:
     """The W&B logger, or None (with a warning) when W&B cannot start even offline."""
     wandb_cfg = resolve_wandb_config(wandb_cfg)
     mode = wandb_mode(wandb_cfg["mode"])
@@ -155,9 +153,7 @@ def create_wandb_logger(
         if mode != "online":
             warnings.warn(f"W&B logger disabled: {error!r}", stacklevel=2)
             return None
-        warnings.warn(
-            f"W&B online start failed ({error!r}); logging offline (`wandb sync` later)", stacklevel=2
-        )
+        warnings.warn(f"W&B online start failed ({error!r}); logging offline (`wandb sync` later)", stacklevel=2)
     _finish_current_run()
     try:
         return _start_wandb(wandb_cfg, "offline", run_dir, run_name, config)
@@ -190,9 +186,7 @@ def log_run_files(loggers: list[Logger], run_dir: Path, log_model: bool) -> None
         model = RunPaths(run_dir).model
         if log_model and model.is_file():
             # not `model-<id>`: Lightning's WandbLogger gives that name to the checkpoint artifacts
-            artifact = wandb.Artifact(
-                name=f"embedding-model-{run.id}", type="model", metadata={"format": "fairdml"}
-            )
+            artifact = wandb.Artifact(name=f"embedding-model-{run.id}", type="model", metadata={"format": "fairdml"})
             artifact.add_file(str(model))
             if report.is_file():
                 artifact.add_file(str(report))

@@ -95,6 +95,7 @@ _RECALL_DEFINITION = "share of queries with a same-class sample among their k = 
 _SET_METRICS = "fairdml.metrics.functional.set_metrics:"  # the built-in per-set metrics' module
 _RETRIEVAL = "fairdml.metrics.functional.retrieval:"  # the built-in per-query metrics' module
 
+
 def _per_set(name: str, label: str, higher_is_better: bool, definition: str) -> MetricSpec:
     """A built-in per-set metric, computed by the function of its name in `functional/set_metrics.py`."""
     return MetricSpec(name, label, definition, higher_is_better, "per_set", compute=_SET_METRICS + name)
@@ -111,19 +112,27 @@ _BUILTIN_SPECS = (
         compute=_RETRIEVAL + "average_precision_at_r_per_query",
     ),
     _per_set(
-        "nmi", "NMI", True,
+        "nmi",
+        "NMI",
+        True,
         "normalised mutual information of k-means clusters (one per class) with the classes",
     ),
     _per_set(
-        "inter_alignment", "Inter-class alignment", True,
+        "inter_alignment",
+        "Inter-class alignment",
+        True,
         "mean squared distance between classes: much smaller than other groups' = a collapsed group",
     ),
     _per_set(
-        "intra_alignment", "Intra-class alignment", False,
+        "intra_alignment",
+        "Intra-class alignment",
+        False,
         "mean squared distance within a class: lower = tighter",
     ),
     _per_set(
-        "uniformity", "Uniformity", False,
+        "uniformity",
+        "Uniformity",
+        False,
         "log mean exp(-2 d²) over pairs: lower = spread more evenly",
     ),
     MetricSpec(

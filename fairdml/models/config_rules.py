@@ -21,7 +21,8 @@ RULES: tuple[Rule, ...] = (
     Rule("optim.name", one_of(*OPTIMIZERS), either(OPTIMIZERS)),
     Rule("optim.scheduler", one_of(*SCHEDULES), either(SCHEDULES)),
     Rule(
-        "trainer.precision", lambda v: str(v) in SUPPORTED_PRECISIONS,
+        "trainer.precision",
+        lambda v: str(v) in SUPPORTED_PRECISIONS,
         f"one of {SUPPORTED_PRECISIONS} (bf16-mixed on a GPU; half-precision weights, '-true', are not supported)",
     ),
 )

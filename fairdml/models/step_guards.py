@@ -99,8 +99,9 @@ def nonfinite_embeddings_error(
     naming the step and the likely cause: fp16's range under `16-mixed`, else divergence."""
     epoch, global_step, batch_idx = position
     cause = (
-        "an activation beyond fp16's range (65504) under 16-mixed: prefer bf16-mixed, or lower the "
-        "learning rate" if precision.startswith("16") else diverged_hint(optim_cfg)
+        "an activation beyond fp16's range (65504) under 16-mixed: prefer bf16-mixed, or lower the learning rate"
+        if precision.startswith("16")
+        else diverged_hint(optim_cfg)
     )
     return FloatingPointError(
         f"non-finite embeddings at epoch {epoch}, global step {global_step}, batch "

@@ -29,9 +29,7 @@ def run_compare(paths: Sequence[str], out: str | None = None, wandb: str = "auto
     for folder, why in unfinished_runs(paths):
         print(f"fairdml compare: left out {folder}: {why}")
     if not runs:
-        raise FileNotFoundError(
-            f"no finished run (a folder with config.yaml and report.json) under {list(paths)}"
-        )
+        raise FileNotFoundError(f"no finished run (a folder with config.yaml and report.json) under {list(paths)}")
     settings, keys = group_settings(runs)
     table = settings_table(settings, keys)
     folder = _output_folder(paths, out)

@@ -102,9 +102,7 @@ def load_embeddings_npz(npz_path: str | os.PathLike) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             missing = [name for name in REQUIRED_ARRAYS if name not in data.files]
             if missing:
-                raise KeyError(
-                    f"{path} lacks array(s) {missing}; it has {data.files}, needs {list(REQUIRED_ARRAYS)}"
-                )
+                raise KeyError(f"{path} lacks array(s) {missing}; it has {data.files}, needs {list(REQUIRED_ARRAYS)}")
             arrays = {name: _read_array(data, name, path) for name in data.files}
     except (zipfile.BadZipFile, zlib.error, EOFError) as error:
         raise ValueError(f"{path} is not a readable .npz archive (truncated or corrupt zip: {error})") from error
@@ -117,8 +115,7 @@ def load_embeddings_npz(npz_path: str | os.PathLike) -> dict[str, np.ndarray]:
     for name, array in (("labels", labels), ("groups", groups)):
         if array.shape != (n,):
             raise ValueError(
-                f"{path}: {name} must have shape ({n},) to match embeddings {embeddings.shape}, "
-                f"got {array.shape}"
+                f"{path}: {name} must have shape ({n},) to match embeddings {embeddings.shape}, got {array.shape}"
             )
     if labels.dtype.kind not in "iu":
         raise ValueError(f"{path}: labels must be integers, got dtype {labels.dtype}")

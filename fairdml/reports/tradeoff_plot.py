@@ -50,9 +50,7 @@ def _run_interval_bars(axis, run, fairness: str, colour) -> None:
         axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", color=colour, alpha=0.35, linewidth=0.8)
 
 
-def save_png(
-    settings: Sequence[Setting], path: str | Path, title: str = "accuracy–fairness trade-off"
-) -> Path:
+def save_png(settings: Sequence[Setting], path: str | Path, title: str = "accuracy–fairness trade-off") -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -157,9 +155,7 @@ def plotly_figure(settings: Sequence[Setting], title: str = "accuracy–fairness
     return plot
 
 
-def save_html(
-    settings: Sequence[Setting], table: tuple[list[str], list[list]], path: str | Path, title: str
-) -> Path:
+def save_html(settings: Sequence[Setting], table: tuple[list[str], list[list]], path: str | Path, title: str) -> Path:
     """A self-contained page: the interactive figure and the table of settings (no network needed)."""
     figure_html = plotly_figure(settings, title).to_html(full_html=False, include_plotlyjs=True)
     columns, rows = table

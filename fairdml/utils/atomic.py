@@ -51,8 +51,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except (OSError, RuntimeError) as error:
         if disk_is_full(error, target.parent):
             raise OSError(
-                errno.ENOSPC, f"no space left on the device of {target.parent} while writing {target.name}; "
-                f"the previous {target.name}, if any, is unchanged"
+                errno.ENOSPC,
+                f"no space left on the device of {target.parent} while writing {target.name}; "
+                f"the previous {target.name}, if any, is unchanged",
             ) from error
         raise
     finally:

@@ -32,9 +32,7 @@ def test_validation_keys_are_the_keys_a_validation_logs(leakage):
 
 def test_a_misspelled_monitor_fails_naming_the_closest_key():
     valid = validation_keys([1, 2], GROUPS, leakage=False)
-    with pytest.raises(
-        ValueError, match=r"'val/recal@1/worst' is not a logged key.*Closest: val/recall_at_1/worst"
-    ):
+    with pytest.raises(ValueError, match=r"'val/recal@1/worst' is not a logged key.*Closest: val/recall_at_1/worst"):
         check_monitor("val/recal@1/worst", "max", valid)
     with pytest.raises(ValueError, match="is not a logged key"):
         check_monitor("val/attribute_leakage", "min", valid)  # leakage is not computed at validation
@@ -51,9 +49,7 @@ def test_a_misspelled_monitor_fails_naming_the_closest_key():
 
 
 def test_training_stops_before_fit_on_a_bad_monitor(tiny_overrides, tmp_path):
-    cfg = compose_config(
-        [*tiny_overrides, f"run_dir={tmp_path / 'run'}", "checkpoint.monitor=val/recall_at_1/wrost"]
-    )
+    cfg = compose_config([*tiny_overrides, f"run_dir={tmp_path / 'run'}", "checkpoint.monitor=val/recall_at_1/wrost"])
     with pytest.raises(ValueError, match="Closest: val/recall_at_1/worst"):
         run_training(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()

@@ -26,9 +26,7 @@ def test_parade_yaml_lists_every_argument_with_the_signature_default():
     """One fact, one place: the YAML mirrors `Parade.__init__`, so the two cannot drift apart."""
     entry = OmegaConf.to_container(OmegaConf.load(config_dir() / "callbacks" / "parade.yaml"))["parade"]
     assert entry.pop("_target_") == PARADE_TARGET
-    defaults = {
-        name: p.default for name, p in inspect.signature(Parade.__init__).parameters.items() if name != "self"
-    }
+    defaults = {name: p.default for name, p in inspect.signature(Parade.__init__).parameters.items() if name != "self"}
     defaults["attributes"] = list(defaults["attributes"])
     defaults["attribute_loss_kwargs"] = defaults["attribute_loss_kwargs"] or {}
     defaults["attribute_miner_kwargs"] = defaults["attribute_miner_kwargs"] or {}

@@ -91,9 +91,7 @@ def test_one_step_each_way_moves_the_correlation_as_each_player_wants():
 
     def corr_now() -> float:
         with torch.no_grad():
-            return correlation(
-                attribute_embeddings, projection(nn.functional.normalize(class_embeddings, dim=-1))
-            )
+            return correlation(attribute_embeddings, projection(nn.functional.normalize(class_embeddings, dim=-1)))
 
     before = corr_now()
     loss, _ = decorrelation_terms(class_embeddings, attribute_embeddings, projection, 1.0)
@@ -200,9 +198,7 @@ def test_correlation_forms_squared_is_sign_blind_cosine_is_not():
     assert squared.item() == pytest.approx(correlation(attribute_embeddings, -attribute_embeddings).item())
     assert squared.item() == pytest.approx(attribute_embeddings.pow(4).sum(dim=-1).mean().item())
     assert correlation(attribute_embeddings, attribute_embeddings, "cosine").item() == pytest.approx(1.0)
-    assert correlation(attribute_embeddings, -3 * attribute_embeddings, "cosine").item() == pytest.approx(
-        -1.0
-    )
+    assert correlation(attribute_embeddings, -3 * attribute_embeddings, "cosine").item() == pytest.approx(-1.0)
     with pytest.raises(ValueError, match="correlation form must be one of"):
         correlation(attribute_embeddings, attribute_embeddings, "pearson")
 
@@ -350,16 +346,12 @@ def test_extra_projection_steps_fit_p_to_the_batch_and_are_checkpointed(tiny_ove
     before = {k: v.clone() for k, v in projection.state_dict().items()}
     first = parade.loss_terms(module, step)["parade_dec_style"].item()
     assert any(not torch.equal(before[k], v) for k, v in projection.state_dict().items())
-    assert all(
-        p.grad is None for p in projection.parameters()
-    )  # the main optimiser's gradients are untouched
+    assert all(p.grad is None for p in projection.parameters())  # the main optimiser's gradients are untouched
     second = parade.loss_terms(module, step)["parade_dec_style"].item()
     assert second < first  # P's loss (−corr) went down: the extra steps fitted P
     saved = parade.state_dict()["projection_optimizers"]["style"]
     assert saved["state"] and saved["param_groups"][0]["lr"] == 1e-2
-    restored = Parade(
-        projection_hidden=16, attribute_embedding_dim=8, projection_steps=20, projection_lr=1e-2
-    )
+    restored = Parade(projection_hidden=16, attribute_embedding_dim=8, projection_steps=20, projection_lr=1e-2)
     restored.load_state_dict(parade.state_dict())
     assert restored._pending_optimizer_states["style"]["state"].keys() == saved["state"].keys()
     with pytest.raises(ValueError, match="projection_steps=0 must be >= 1"):
@@ -387,9 +379,7 @@ class _StateAtTrainStart(L.Callback):
                 k: v.clone() for k, v in pl_module.auxiliary["parade_style_projection"].state_dict().items()
             },
             "projection_lr": projection["initial_lr"] if "initial_lr" in projection else projection["lr"],
-            "adam_steps": [
-                float(optimizer.state[p]["step"]) for p in projection["params"] if p in optimizer.state
-            ],
+            "adam_steps": [float(optimizer.state[p]["step"]) for p in projection["params"] if p in optimizer.state],
         }
 
 
@@ -456,10 +446,7 @@ def test_run_logs_parade_losses_and_strength_and_export_drops_heads(tiny_overrid
     assert 0.0 <= measured["decorrelation"] <= 1.0
     # a tiny run's e_a can be constant on the test split: then the share is undefined and written as null
     assert measured["shared"] is None or math.isfinite(measured["shared"])
-    assert (
-        measured["strength"] == 3.0
-        and measured["n"] == json.loads((run_dir / "report.json").read_text())["n"]
-    )
+    assert measured["strength"] == 3.0 and measured["n"] == json.loads((run_dir / "report.json").read_text())["n"]
 
     written = export_run(str(run_dir), str(tmp_path / "exported.pt"))
     said = capsys.readouterr().out

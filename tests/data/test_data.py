@@ -120,10 +120,7 @@ def test_datamodule_applies_protocol_and_summarises():
     summary = datamodule.summary()
     train = summary["splits"]["train"]
     assert train["groups"]["minority"]["n"] == minority_count(train["groups"]["majority"]["n"], 0.1)
-    assert (
-        summary["splits"]["test"]["groups"]["minority"]["n"]
-        == summary["splits"]["test"]["groups"]["majority"]["n"]
-    )
+    assert summary["splits"]["test"]["groups"]["minority"]["n"] == summary["splits"]["test"]["groups"]["majority"]["n"]
     batch = next(iter(datamodule.train_dataloader()))
     assert batch["image"].shape == (64, 3, 32, 32) and batch["attributes"].shape == (64, 1)
 

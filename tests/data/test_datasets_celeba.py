@@ -38,9 +38,7 @@ def test_parses_identities_attributes_and_partition(tmp_path, torchvision_layout
 def test_registry_and_min_images(tmp_path):
     write_celeba(tmp_path)
     with pytest.warns(UserWarning, match="dropped 1 image"):
-        data = create_dataset(
-            "celeba", root=str(tmp_path), sensitive_attributes="Young", min_images_per_class=2
-        )
+        data = create_dataset("celeba", root=str(tmp_path), sensitive_attributes="Young", min_images_per_class=2)
     assert len(data) == 6 and data.class_names == ("10", "2880")
     assert data.dropped == {"class with fewer than 2 images": 1}
     assert data.official_partition.tolist() == [0, 0, 0, 1, 1, 2]

@@ -111,7 +111,7 @@ def test_augmented_batches_match_the_pil_path_in_distribution(tmp_path):
     for statistic in (
         lambda x: x.mean(dim=(1, 2, 3)),
         lambda x: x.std(dim=(1, 2, 3)),
-        lambda x: (x[..., : IMAGE_SIZE // 2].mean(dim=(1, 2, 3)) - x[..., IMAGE_SIZE // 2 :].mean(dim=(1, 2, 3))),
+        lambda x: x[..., : IMAGE_SIZE // 2].mean(dim=(1, 2, 3)) - x[..., IMAGE_SIZE // 2 :].mean(dim=(1, 2, 3)),
     ):
         assert ks_2samp(statistic(old_images).numpy(), statistic(new_images).numpy()).pvalue > 0.01
     for dims in ((0, 2, 3),):

@@ -32,10 +32,7 @@ def fake_embeddings(seed: int = 0) -> dict[str, np.ndarray]:
 
 def fake_report() -> dict:
     rng = np.random.default_rng(1)
-    groups = {
-        name: {"n": n, **{m: float(rng.uniform(0.2, 0.9)) for m in METRICS}}
-        for name, n in zip(GROUPS, (80, 48))
-    }
+    groups = {name: {"n": n, **{m: float(rng.uniform(0.2, 0.9)) for m in METRICS}} for name, n in zip(GROUPS, (80, 48))}
     overall = {m: float(np.mean([g[m] for g in groups.values()])) for m in METRICS}
     overall["attribute_leakage"] = 0.71
     gaps = {}

@@ -60,9 +60,7 @@ def test_a_monitor_in_the_old_key_style_names_the_new_key(tiny_overrides):
 
 def test_an_extra_logger_that_is_not_a_logger_or_not_installed_is_one_line():
     cfg = compose_config(["+logger.extra.bad._target_=collections.OrderedDict"])
-    assert config_problems(cfg) == [
-        "logger.extra.bad._target_='collections.OrderedDict' is not a Lightning logger"
-    ]
+    assert config_problems(cfg) == ["logger.extra.bad._target_='collections.OrderedDict' is not a Lightning logger"]
     cfg = compose_config(["+logger.extra.ml._target_=lightning.pytorch.loggers.MLFlowLogger"])
     (problem,) = config_problems(cfg)
     assert problem.startswith("logger.extra.ml: ") and "mlflow" in problem

@@ -91,9 +91,7 @@ def test_offline_run_has_group_tables_media_and_artifacts(offline_run):
     artifacts = [record["artifact"] for record in read_records(run_file) if record["type"] == "artifact"]
     by_name = {artifact["name"]: artifact for artifact in artifacts if artifact["type"] == "model"}
     assert set(by_name) == {f"model-{run_file.stem[4:]}", f"embedding-model-{run_file.stem[4:]}"}
-    exported = {
-        entry["path"] for entry in by_name[f"embedding-model-{run_file.stem[4:]}"]["manifest"]["contents"]
-    }
+    exported = {entry["path"] for entry in by_name[f"embedding-model-{run_file.stem[4:]}"]["manifest"]["contents"]}
     assert exported == {"model.pt", "report.json"}
 
 

@@ -68,9 +68,7 @@ def test_fairness_criteria_brute_force_and_torchmetrics(seed):
     assert criteria["demographic_parity_ratio"] == pytest.approx(min(positive) / max(positive))
     assert criteria["equal_opportunity_difference"] == pytest.approx(max(tpr) - min(tpr))
     assert criteria["equal_opportunity_ratio"] == pytest.approx(min(tpr) / max(tpr))
-    assert criteria["equalized_odds_difference"] == pytest.approx(
-        max(max(tpr) - min(tpr), max(fpr) - min(fpr))
-    )
+    assert criteria["equalized_odds_difference"] == pytest.approx(max(max(tpr) - min(tpr), max(fpr) - min(fpr)))
     tm = torchmetrics_fairness(preds, target, groups, ["a", "b", "c"])
     assert tm["demographic_parity"]["ratio"] == pytest.approx(criteria["demographic_parity_ratio"], abs=1e-6)
     assert tm["equal_opportunity"]["ratio"] == pytest.approx(criteria["equal_opportunity_ratio"], abs=1e-6)
@@ -96,9 +94,7 @@ def test_torchmetrics_names_survive_an_empty_group():
 def test_report_shape_gaps_nan_and_intervals():
     preds, target, groups = _random(600, 2, 2, seed=7)
     groups[groups == 1] = 2  # code 1 empty
-    report = downstream_report(
-        preds, target, groups, ["x", "empty", "y"], binary=True, bootstrap_resamples=200
-    )
+    report = downstream_report(preds, target, groups, ["x", "empty", "y"], binary=True, bootstrap_resamples=200)
     assert report["n"] == 600
     assert report["overall"]["accuracy"] == pytest.approx(accuracy_score(target, preds))
     assert report["groups"]["empty"]["n"] == 0 and report["groups"]["empty"]["accuracy"] is None

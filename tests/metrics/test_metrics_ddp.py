@@ -25,9 +25,7 @@ SHARDS = [list(range(0, 53)), list(range(53, 100)) + list(range(6))]  # rank 1 p
 def make_data():
     generator = torch.Generator().manual_seed(0)
     labels = torch.randint(0, N_CLASSES, (N,), generator=generator)
-    x = torch.randn(N_CLASSES, DIM, generator=generator)[labels] + 0.7 * torch.randn(
-        N, DIM, generator=generator
-    )
+    x = torch.randn(N_CLASSES, DIM, generator=generator)[labels] + 0.7 * torch.randn(N, DIM, generator=generator)
     groups = (torch.rand(N, generator=generator) < 0.3).long()
     return F.normalize(x, dim=1), labels, groups
 

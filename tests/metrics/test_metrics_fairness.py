@@ -25,9 +25,7 @@ NAMES = ["light", "dark", "unseen"]
 def make_data(n: int = 90, dim: int = 8, n_classes: int = 15, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, n_classes, (n,), generator=generator)
-    x = torch.randn(n_classes, dim, generator=generator)[labels] + 0.7 * torch.randn(
-        n, dim, generator=generator
-    )
+    x = torch.randn(n_classes, dim, generator=generator)[labels] + 0.7 * torch.randn(n, dim, generator=generator)
     groups = torch.randint(0, 2, (n,), generator=generator)
     return F.normalize(x, dim=1), labels, groups
 

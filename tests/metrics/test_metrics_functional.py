@@ -41,9 +41,7 @@ def make_data(n: int, dim: int, n_classes: int, n_groups: int, seed: int = 0, sp
     """Clustered unit embeddings, class labels (every class at least twice, a few singletons), groups."""
     generator = torch.Generator().manual_seed(seed)
     centers = torch.randn(n_classes + 3, dim, generator=generator)
-    labels = torch.cat(
-        [torch.arange(n_classes).repeat(2), torch.randint(0, n_classes, (n - 2 * n_classes - 3,))]
-    )
+    labels = torch.cat([torch.arange(n_classes).repeat(2), torch.randint(0, n_classes, (n - 2 * n_classes - 3,))])
     labels = torch.cat([labels, torch.arange(n_classes, n_classes + 3)])  # three single-sample classes
     labels = labels[torch.randperm(n, generator=generator)]
     x = centers[labels] + spread * torch.randn(n, dim, generator=generator)
@@ -128,13 +126,9 @@ def test_knn_search_distances_without_refinement_match_brute_force(n, dim):
     x = torch.randn(n, dim, generator=torch.Generator().manual_seed(n))
     values, indices = knn(x, 6, refine_distances=False, memory_budget_bytes=5000)
     x64 = x.double()
-    expected_values, expected = torch.sort(
-        torch.cdist(x64, x64).fill_diagonal_(float("inf")), dim=1, stable=True
-    )
+    expected_values, expected = torch.sort(torch.cdist(x64, x64).fill_diagonal_(float("inf")), dim=1, stable=True)
     assert torch.equal(indices, expected[:, :6])
-    torch.testing.assert_close(
-        values.double(), expected_values[:, :6], atol=1e-4, rtol=0
-    )  # sqrt of a difference
+    torch.testing.assert_close(values.double(), expected_values[:, :6], atol=1e-4, rtol=0)  # sqrt of a difference
 
 
 @pytest.mark.parametrize("budget", [1, 3000, 50_000])
@@ -309,9 +303,7 @@ def test_unknown_kmeans_backend_is_rejected_before_any_work():
 @pytest.mark.parametrize(("n", "dim", "n_classes", "n_groups"), SIZES)
 def test_geometry_matches_pair_loops(n, dim, n_classes, n_groups, device):
     z, y, groups = make_data(n, dim, n_classes, n_groups)
-    report = fairness_report(
-        z.to(device), y.to(device), groups.to(device), leakage=False, memory_budget_bytes=2048
-    )
+    report = fairness_report(z.to(device), y.to(device), groups.to(device), leakage=False, memory_budget_bytes=2048)
     for key, mask in [("overall", torch.ones(n, dtype=torch.bool))] + [
         (str(code), groups == code) for code in range(n_groups)
     ]:
@@ -351,9 +343,7 @@ def test_leakage_equals_sklearn_balanced_accuracy_on_the_seeded_split(n, dim, n_
         z.numpy(), groups.numpy(), test_size=round(n / 2), stratify=groups.numpy(), random_state=4
     )
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x_train, a_train)
-    assert result.balanced_accuracy == pytest.approx(
-        balanced_accuracy_score(a_test, probe.predict(x_test)), abs=TOL
-    )
+    assert result.balanced_accuracy == pytest.approx(balanced_accuracy_score(a_test, probe.predict(x_test)), abs=TOL)
     assert result.chance_level == pytest.approx(1 / n_groups) and result.n_test == round(n / 2)
     assert result.balanced_accuracy > 1.5 / n_groups  # linearly encoded: well above chance
 
@@ -493,9 +483,7 @@ def test_single_class_group_and_group_without_positives():
     y = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 4, 5])
     groups = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2])  # group 1: one class; group 2: singletons
     with pytest.warns(FairnessMetricWarning):
-        report = fairness_report(
-            z, y, groups, group_names=["mixed", "one_class", "singletons"], leakage=False
-        )
+        report = fairness_report(z, y, groups, group_names=["mixed", "one_class", "singletons"], leakage=False)
     assert report["groups"]["one_class"]["nmi"] is None
     assert report["groups"]["one_class"]["inter_alignment"] is None
     assert report["groups"]["one_class"]["recall@1"] is not None

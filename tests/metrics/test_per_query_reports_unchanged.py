@@ -33,8 +33,9 @@ CASES: dict[str, dict] = {
     ),
     "three_groups_many_chunks_small": dict(
         draw=dict(n=400, classes=40, groups=3, seed=1),
-        options=dict(ks=(1, 5, 16), bootstrap_resamples=100, leakage=False, memory_budget_bytes=20_000,
-                     min_group_size=140),
+        options=dict(
+            ks=(1, 5, 16), bootstrap_resamples=100, leakage=False, memory_budget_bytes=20_000, min_group_size=140
+        ),
     ),  # fmt: skip
     "crossed_four_groups": dict(
         draw=dict(n=240, classes=30, groups=4, crossed=True, singletons=5, seed=2),

@@ -66,9 +66,7 @@ def test_pipeline_from_embeddings_matches_brute_force(n_samples, n_classes, n_gr
     thresholds = np.random.default_rng(1).uniform(-1, 1, 17)  # off the score values
     counts = th.pair_error_counts(torch.from_numpy(embeddings), pairs, thresholds)
     z = embeddings.astype(np.float64)
-    scores = np.array(
-        [z[i] @ z[j] / np.sqrt((z[i] @ z[i]) * (z[j] @ z[j])) for i, j in zip(pairs.first, pairs.second)]
-    )
+    scores = np.array([z[i] @ z[j] / np.sqrt((z[i] @ z[i]) * (z[j] @ z[j])) for i, j in zip(pairs.first, pairs.second)])
     np.testing.assert_allclose(th.cosine_scores(embeddings, pairs.first, pairs.second), scores, atol=1e-12)
     fm, fnm, _, _ = _brute_counts(scores, pairs.genuine, pairs.group, len(pairs.group_names), thresholds)
     np.testing.assert_array_equal(counts.false_matches, fm)

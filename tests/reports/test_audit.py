@@ -76,11 +76,7 @@ def test_table_has_a_row_per_metric_and_a_column_per_group():
     report = fairness_report(rng.normal(size=(60, 5)), labels, labels % 2, group_names=["a", "b"], ks=(1,))
     lines = format_report_table(report).splitlines()
     assert lines[0].split() == ["metric", "overall", "a", "b", "gap", "ratio", "worst"]
-    rows = {
-        line.split()[0]: line.split()
-        for line in lines[2:]
-        if line and not line.startswith(("warning", "attr"))
-    }
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line and not line.startswith(("warning", "attr"))}
     assert set(rows) >= {"n", "recall@1", "map@r", "nmi", "inter_alignment", "intra_alignment", "uniformity"}
     assert rows["recall@1"][1] == f"{report['overall']['recall@1']:.4f}"
     assert rows["recall@1"][-1] == report["gaps"]["recall@1"]["worst_group"]
@@ -91,9 +87,7 @@ def test_cli_audit_writes_the_report_and_reports_bad_input_as_an_error(tmp_path,
 
     write_npz(tmp_path / "emb.npz")
     out = str(tmp_path / "out")
-    main(
-        ["audit", str(tmp_path / "emb.npz"), "--out", out, "--ks", "1", "4", "--kmeans", "faiss", "--no-card"]
-    )
+    main(["audit", str(tmp_path / "emb.npz"), "--out", out, "--ks", "1", "4", "--kmeans", "faiss", "--no-card"])
     report = load_report(tmp_path / "out" / "report.json")
     assert list(report["overall"])[:2] == ["recall@1", "recall@4"]
     assert report["settings"]["kmeans_backend"] == "faiss"

@@ -157,9 +157,7 @@ def test_unknown_card_input_is_named(tmp_path):
     path.write_text("intended_use: typo\n")
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['intended_use'\]; valid keys"):
         load_card_inputs(path)
-    assert (
-        load_card_inputs(Path(__file__).parents[2] / "configs" / "card" / "card_inputs.yaml").license is None
-    )
+    assert load_card_inputs(Path(__file__).parents[2] / "configs" / "card" / "card_inputs.yaml").license is None
 
 
 def _downstream_result() -> dict:
@@ -192,9 +190,7 @@ def test_downstream_section_and_metadata(tmp_path, shape):
     tasks = {"label 'class' / unbalanced": "unbalanced", "label 'class' / balanced": "balanced"}
     if shape == "by_task":
         tasks = {"smiling": "balanced"}
-    results = {
-        (r.dataset_config, r.metric_type): r for r in ModelCard.load(paths["markdown"]).data.eval_results
-    }
+    results = {(r.dataset_config, r.metric_type): r for r in ModelCard.load(paths["markdown"]).data.eval_results}
     for task, setting in tasks.items():
         entry = result[setting]
         section = next(part for part in body.split("### Downstream: ")[1:] if part.startswith(task))

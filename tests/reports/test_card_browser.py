@@ -22,12 +22,8 @@ pytestmark = pytest.mark.browser
 def browser():
     chromium = find_chromium()
     if chromium is None:
-        pytest.skip(
-            "Chromium not found (apt-get install chromium; .ci/run installs it): browser test skipped"
-        )
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright not installed: pip install -e '.[dev]'"
-    )
+        pytest.skip("Chromium not found (apt-get install chromium; .ci/run installs it): browser test skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed: pip install -e '.[dev]'")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield browser

@@ -18,10 +18,7 @@ from fairdml.train import run_training
 
 
 def _results(markdown_path) -> dict:
-    return {
-        (r.dataset_config, r.metric_type): r.metric_value
-        for r in ModelCard.load(markdown_path).data.eval_results
-    }
+    return {(r.dataset_config, r.metric_type): r.metric_value for r in ModelCard.load(markdown_path).data.eval_results}
 
 
 def test_train_writes_the_card(tiny_overrides, tmp_path):

@@ -80,8 +80,7 @@ def test_pareto_front_matches_the_definition():
         mask = pareto_front(up, down)
         for i in range(size):
             dominated = any(
-                up[j] >= up[i] and down[j] <= down[i] and (up[j] > up[i] or down[j] < down[i])
-                for j in range(size)
+                up[j] >= up[i] and down[j] <= down[i] and (up[j] > up[i] or down[j] < down[i]) for j in range(size)
             )
             assert mask[i] == (not dominated)
     assert pareto_front([0.6, 0.58, 0.55, 0.5], [0.2, 0.1, 0.12, 0.05]).tolist() == [True, True, False, True]

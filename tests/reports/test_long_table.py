@@ -74,4 +74,4 @@ def test_csv_and_frame_hold_the_same_rows(report, tmp_path):
     for group, entry in report["groups"].items():
         for metric in table.columns:
             expected = entry[metric]
-            assert (math.isnan(table.loc[group, metric]) if expected is None else table.loc[group, metric] == expected)
+            assert math.isnan(table.loc[group, metric]) if expected is None else table.loc[group, metric] == expected

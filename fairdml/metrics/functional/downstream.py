@@ -45,9 +45,7 @@ def balanced_accuracy(preds: Tensor, target: Tensor) -> float:
     return float(sum(recalls) / len(recalls)) if recalls else math.nan
 
 
-def group_rates(
-    preds: Tensor, target: Tensor, groups: Tensor, num_groups: int, binary: bool
-) -> dict[str, list[float]]:
+def group_rates(preds: Tensor, target: Tensor, groups: Tensor, num_groups: int, binary: bool) -> dict[str, list[float]]:
     """Per group code 0..num_groups-1: n, accuracy, balanced accuracy and, if `binary`, the positive rate
     P(ŷ=1), true-positive rate P(ŷ=1 | y=1) and false-positive rate P(ŷ=1 | y=0). NaN where undefined."""
     preds, target, groups = _check(preds, target, groups)
@@ -129,9 +127,7 @@ def downstream_report(
         "accuracy": _mean_or_nan(preds == target),
         "balanced_accuracy": balanced_accuracy(preds, target),
     }
-    group_entries = {
-        name: {key: values[code] for key, values in rates.items()} for code, name in enumerate(names)
-    }
+    group_entries = {name: {key: values[code] for key, values in rates.items()} for code, name in enumerate(names)}
     gaps = {
         metric: group_gaps({name: entry[metric] for name, entry in group_entries.items()}, higher_better=True)
         for metric in GROUP_METRICS

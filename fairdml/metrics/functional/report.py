@@ -288,9 +288,7 @@ def _marginal(
     min_group_size: int,
 ) -> dict:
     """One attribute's marginal groups (each the union of its crossed groups, `_marginal_codes`) and their gaps."""
-    entries = {
-        name: group_entry(name, marginal_codes == m, members[name]) for m, name in enumerate(marginal_names)
-    }
+    entries = {name: group_entry(name, marginal_codes == m, members[name]) for m, name in enumerate(marginal_names)}
     return {"groups": entries, "gaps": _gaps(entries, group_specs, min_group_size)}
 
 

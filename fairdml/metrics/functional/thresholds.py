@@ -228,9 +228,7 @@ def _rate(counts: np.ndarray, totals: np.ndarray) -> np.ndarray:
     return np.where(totals[:, None] > 0, rates, np.nan)
 
 
-def error_counts(
-    scores: Any, genuine: Any, group: Any, group_names: tuple[str, ...], thresholds: Any
-) -> ErrorCounts:
+def error_counts(scores: Any, genuine: Any, group: Any, group_names: tuple[str, ...], thresholds: Any) -> ErrorCounts:
     """Count false matches (impostor score >= t) and false non-matches (genuine score < t) per group.
 
     Exact for any thresholds: one sort per group and kind, then a binary search per threshold.

@@ -39,9 +39,7 @@ class _Results:
         self.dataset = {"dataset_type": dataset_id, "dataset_name": dataset_name, "dataset_split": "test"}
         self.items: list[EvalResult] = []
 
-    def add(
-        self, slice_name: str, args: dict, metric: str, value: Any, metric_args: dict | None = None
-    ) -> None:
+    def add(self, slice_name: str, args: dict, metric: str, value: Any, metric_args: dict | None = None) -> None:
         number = _finite(value)
         if number is None:
             return
@@ -61,9 +59,7 @@ def _add_verification(results: _Results, slice_name: str, args: dict, rates: dic
         ("fnmr", "false_non_matches", "genuines"),
     ):
         extra = {"threshold": rates["threshold"], "errors": rates[errors], "pairs": rates[pairs]}
-        results.add(
-            slice_name, args, kind, rates[kind], {**extra, "interval_wilson95": list(rates[f"{kind}_ci95"])}
-        )
+        results.add(slice_name, args, kind, rates[kind], {**extra, "interval_wilson95": list(rates[f"{kind}_ci95"])})
 
 
 def _add_downstream(results: _Results, attribute: str, downstream: Any) -> None:

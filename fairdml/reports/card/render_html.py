@@ -68,14 +68,10 @@ def script_json(data: Any) -> str:
     return re.sub("[&<>\u2028\u2029]", lambda m: _SCRIPT_ESCAPES[m.group(0)], text)
 
 
-def render_html(
-    sections: list[Section], title: str, subtitle: str, chips: list[tuple[str, str]], data: dict
-) -> str:
+def render_html(sections: list[Section], title: str, subtitle: str, chips: list[tuple[str, str]], data: dict) -> str:
     """The page: header with key figures (chips), navigation, sections, and the view's data and script."""
     nav = "".join(f'<a href="#{s.id}">{i}. {escape(s.title)}</a>' for i, s in enumerate(sections, 1))
-    chip_html = "".join(
-        f'<div class="chip"><span>{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in chips
-    )
+    chip_html = "".join(f'<div class="chip"><span>{escape(k)}</span><b>{escape(v)}</b></div>' for k, v in chips)
     body = [
         f'<header><p class="kicker">Model card</p><h1>{escape(title)}</h1>'
         f'<p class="subtitle">{escape(subtitle)}</p><div class="chips">{chip_html}</div></header>'

@@ -214,7 +214,9 @@ def marginal_blocks(report: dict, metrics: list[str]) -> list[Block]:
             Heading(f"Groups by {attribute} alone (marginal)"),
             group_table(marginal, metrics),
             gap_table(
-                entry.get("gaps") or {}, note=small_group_note(marginal), intervals=report.get("intervals"),
+                entry.get("gaps") or {},
+                note=small_group_note(marginal),
+                intervals=report.get("intervals"),
                 key=gap_key(attribute),
             ),
         ]

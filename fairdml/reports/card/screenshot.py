@@ -35,9 +35,7 @@ def screenshot_card(
         raise RuntimeError("screenshots need playwright: pip install 'fairdml[dev]'") from error
     chromium = find_chromium()
     if chromium is None:
-        raise FileNotFoundError(
-            "Chromium not found: apt-get install chromium (or set FAIRDML_CHROMIUM to it)"
-        )
+        raise FileNotFoundError("Chromium not found: apt-get install chromium (or set FAIRDML_CHROMIUM to it)")
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:

@@ -106,9 +106,7 @@ def intended_use_section(inputs: CardInputs) -> Section:
 def factors_section(run: Run, inputs: CardInputs) -> Section:
     groups = run.report.get("groups") or {}
     listed = ", ".join(f"{name} (n = {fmt_number(entry.get('n'))})" for name, entry in groups.items())
-    text = (
-        f"Every figure is disaggregated by the sensitive attribute '{run.group_attribute}'. Groups: {listed}."
-    )
+    text = f"Every figure is disaggregated by the sensitive attribute '{run.group_attribute}'. Groups: {listed}."
     blocks: list[Block] = [Heading("Evaluated groups"), Text(text), Heading("Relevant factors")]
     return Section("factors", "Factors", blocks + user_blocks(inputs.relevant_factors, "relevant_factors"))
 
@@ -158,7 +156,7 @@ def metrics_section(run: Run, verification: Verification | None) -> Section:
                 "Intervals on recall@k and mAP@R, and on their gaps: 95 % percentile intervals from a bootstrap "
                 "over classes (identities), the unit of a class-disjoint test split; the gallery is fixed "
                 f"({fmt_number((run.report.get('settings') or {}).get('bootstrap_resamples'))} resamples, "
-                "report.json's \"intervals\")."
+                'report.json\'s "intervals").'
             )
         )
     if verification is not None:
@@ -197,17 +195,13 @@ def caveats_section(run: Run, inputs: CardInputs, verification: Verification | N
                     f"Group '{name}' has {counts.genuines[g]} genuine and {counts.impostors[g]} impostor "
                     "pairs: its error rates are coarse."
                 )
-    notes.append(
-        "Test classes are unseen in training; results on other populations or image sources may differ."
-    )
+    notes.append("Test classes are unseen in training; results on other populations or image sources may differ.")
     blocks: list[Block] = [Bullets(notes)]
     blocks += user_blocks(inputs.caveats_and_recommendations, "caveats_and_recommendations")
     return Section("caveats", "Caveats and recommendations", blocks)
 
 
-def build_sections(
-    run: Run, inputs: CardInputs, verification: Verification | None, model_name: str
-) -> list[Section]:
+def build_sections(run: Run, inputs: CardInputs, verification: Verification | None, model_name: str) -> list[Section]:
     """The card's content, in Mitchell et al.'s order."""
     return [
         model_details_section(run, inputs, model_name),

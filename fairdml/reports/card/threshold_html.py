@@ -63,9 +63,7 @@ def _group_row(g: int, name: str, rates: dict) -> str:
 def _gap_cell(kind: str, values: dict[str, float]) -> str:
     gap = rate_gap(values)
     ratio = f"×{gap['max_over_min']:.2f}" if gap["max_over_min"] is not None else ""
-    value = _value(
-        f"gap-{kind}", gap["max_minus_min"], fmt_percent(gap["max_minus_min"]), extra=' class="rate-value"'
-    )
+    value = _value(f"gap-{kind}", gap["max_minus_min"], fmt_percent(gap["max_minus_min"]), extra=' class="rate-value"')
     return (
         f'<td>{value} <span class="ratio" id="ratio-{kind}">{escape(ratio)}</span>'
         f'<div class="count">worst: <span id="worst-{kind}">{escape(gap["worst_group"])}</span></div></td>'
@@ -77,14 +75,10 @@ def threshold_view_html(block: ThresholdView) -> str:
     v = block.verification
     k0, t0 = v.operating_index, v.operating_threshold
     rows = "".join(_group_row(g, name, v.rates[name]) for g, name in enumerate(v.counts.group_names))
-    gaps = "".join(
-        _gap_cell(kind, {name: r[kind] for name, r in v.rates.items()}) for kind in ("fmr", "fnmr")
-    )
+    gaps = "".join(_gap_cell(kind, {name: r[kind] for name, r in v.rates.items()}) for kind in ("fmr", "fnmr"))
     pooled = v.counts.pooled()
     pooled_fmr, pooled_fnmr = float(pooled.fmr[0, k0]), float(pooled.fnmr[0, k0])
-    threshold_value = _value(
-        "threshold-value", t0, f"{t0:.3f}", tag="output", extra=' for="threshold-slider"'
-    )
+    threshold_value = _value("threshold-value", t0, f"{t0:.3f}", tag="output", extra=' for="threshold-slider"')
     pooled_fmr_text = _value("pooled-fmr", pooled_fmr, fmt_percent(pooled_fmr), tag="b")
     pooled_fnmr_text = _value("pooled-fnmr", pooled_fnmr, fmt_percent(pooled_fnmr), tag="b")
     target_text = _value("target-fmr", pooled_fmr, fmt_percent(pooled_fmr), tag="b")

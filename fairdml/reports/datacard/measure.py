@@ -79,7 +79,10 @@ def _name(dataset: Any, index: int) -> str:
 
 
 def near_duplicates(
-    dataset: Any, chosen: dict[str, np.ndarray], hashes: dict[str, np.ndarray], max_distance: int,
+    dataset: Any,
+    chosen: dict[str, np.ndarray],
+    hashes: dict[str, np.ndarray],
+    max_distance: int,
     thumbnails: dict[str, np.ndarray],
 ) -> dict:
     """Pairs of images in different splits whose dHashes differ in at most `max_distance` bits (candidates)
