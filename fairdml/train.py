@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fairdml.callbacks.instantiate import instantiate_callbacks
-from fairdml.callbacks.run_state import RunState, recorded_csv_rows, recorded_run_id
+from fairdml.callbacks.run_state import RunState
 from fairdml.callbacks.selection import build_checkpoint
 from fairdml.callbacks.timings import DATA_CARD, DOWNSTREAM, EXPORT, FIT, MODEL_CARD, REPORT, SETUP, TEST, RunTimings
 from fairdml.callbacks.validation_guard import ValidationGuard
@@ -30,13 +30,10 @@ from fairdml.models.module import DMLModule
 from fairdml.reports.datacard.write import write_run_data_card
 from fairdml.reports.embeddings_file import save_embeddings_npz
 from fairdml.reports.report import format_headline, load_report, save_report
+from fairdml.resume import load_initial_weights, prepare_resume
 from fairdml.utils.atomic import write_json, write_text
-from fairdml.utils.nested import dotted_keys
 from fairdml.utils.run_folder import (
     AtomicCheckpointIO,
-    load_checkpoint,
-    prepare_run_dir,
-    remove_orphan_checkpoints,
     run_id,
     staged_outputs,
     write_selection,
@@ -66,84 +63,6 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, group_names: list[str]) -> l
     return callbacks + instantiate_callbacks(cfg.callbacks)
 
 
-# What may differ between a run's config.yaml and the config that resumes it: where the folder is (it may have
-# been moved), how long to train, and settings that change no figure. Any other difference is refused.
-RESUMABLE_KEYS = (
-    "resume", "overwrite", "run_dir", "output_dir", "trainer.max_epochs", "trainer.enable_progress_bar",
-    "data.num_workers", "data.pin_memory", "data.persistent_workers", "evaluation.model_card",
-    "evaluation.card_inputs", "logger.wandb.mode", "logger.wandb.enabled", "logger.wandb.media",
-    "logger.wandb.project", "logger.wandb.entity", "logger.wandb.log_model", "logger.wandb.init_timeout",
-    "logger.wandb.tags",
-)  # fmt: skip
-
-
-def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> tuple[str, dict] | None:
-    """The checkpoint to continue from and its contents, after checking that it is this run's own and that
-    the settings are the run's (`RESUMABLE_KEYS` aside): a resume continues the same run, or it is refused
-    before any write."""
-    if cfg.resume is None:
-        return None
-    if cfg.overwrite:
-        raise ValueError(
-            "resume and overwrite=true contradict each other: resume continues the run, overwrite clears it"
-        )
-    if cfg.get("init_from"):
-        raise ValueError(
-            "resume and init_from contradict each other: resume continues a run, init_from starts a new one from "
-            "another run's weights"
-        )
-    path = RunPaths(run_dir).checkpoints / "last.ckpt" if cfg.resume == "last" else Path(cfg.resume)
-    if not path.is_file():
-        hint = (
-            "nothing to resume: the run was stopped before its first checkpoint; start it again with overwrite=true"
-            if RunPaths(run_dir).config.is_file()
-            else "set run_dir to the folder of the run to resume"
-        )
-        raise FileNotFoundError(f"resume={cfg.resume!r}: no checkpoint at {path} ({hint})")
-    if path.resolve().parent != RunPaths(run_dir).checkpoints.resolve():
-        raise ValueError(
-            f"resume={cfg.resume} is not a checkpoint of run_dir={run_dir} (it is in {path.parent}): resume "
-            f"continues the run in run_dir. To start a new run from its weights, use init_from={cfg.resume}"
-        )
-    checkpoint = load_checkpoint(path)  # a corrupt or unsafe file is named before the settings are compared
-    check_same_run(checkpoint, str(path), run_dir)
-    saved_path = RunPaths(run_dir).config
-    if saved_path.is_file():
-        changed = changed_keys(to_container(OmegaConf.load(saved_path)), to_container(cfg))
-        changed = [key for key in changed if key not in RESUMABLE_KEYS]
-        if changed:
-            raise ValueError(
-                f"resume refused: these settings differ from {saved_path}: {', '.join(changed)}. A resumed run "
-                f"must be the same run (only {', '.join(RESUMABLE_KEYS[2:])} may change); for other settings start "
-                f"a new run, e.g. with init_from={path}"
-            )
-    return str(path), checkpoint
-
-
-def check_same_run(checkpoint: dict, path: str, run_dir: Path) -> None:
-    """A checkpoint whose recorded run id is not the folder's (a checkpoints folder copied in from another
-    run) is refused; checkpoints written before ids existed pass on their location alone."""
-    recorded, own = recorded_run_id(checkpoint), run_id(run_dir)
-    if recorded is not None and own is not None and recorded != own:
-        raise ValueError(
-            f"resume refused: {path} was written by run {recorded}, but run_dir={run_dir} is run {own} "
-            f"({RunPaths(run_dir).marker.name}); to start a new run from its weights use init_from={path}"
-        )
-
-
-def load_initial_weights(module: DMLModule, path: str) -> None:
-    """`init_from=PATH`: the class-embedding model's weights from a checkpoint or an exported model.pt, for a
-    new run (its own optimiser, schedule, selection and metrics)."""
-    state = load_checkpoint(path)["state_dict"]
-    weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")} or state
-    try:
-        module.model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ValueError(f"init_from={path}: its weights do not fit model={module.model.spec}: {first}") from None
-    print(f"fairdml: init_from={path}: class-embedding weights loaded; this is a new run")
-
-
 def effective_precision(trainer_cfg: dict) -> str:
     """`trainer.precision`, except that `bf16-mixed` on a CUDA GPU without bf16 (before Ampere) becomes
     `16-mixed`, fp16 autocast with Lightning's gradient scaler; the switch is printed, and the report's
@@ -154,12 +73,6 @@ def effective_precision(trainer_cfg: dict) -> str:
         print("fairdml: this GPU has no bf16; training in 16-mixed (fp16 autocast, gradient scaler) instead")
         return "16-mixed"
     return precision
-
-
-def changed_keys(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ between two nested config dicts."""
-    old, new = dotted_keys(old), dotted_keys(new)
-    return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
 
 def run_training(cfg: DictConfig) -> Path:
@@ -227,22 +140,6 @@ def _is_first_process(run_dir: Path) -> bool:
     return all(int(os.environ.get(name, "0") or 0) == 0 for name in ranks)
 
 
-def _prepare_resume(cfg: DictConfig, run_dir: Path, first_process: bool) -> tuple[str | None, int | None]:
-    """Check everything, then prepare the folder: the checkpoint to resume from (read once here, so a corrupt
-    or foreign one fails before any file is written) and the metrics.csv rows it had seen."""
-    checkpoint_path, checkpoint = resume_checkpoint(cfg, run_dir) or (None, None)
-    if cfg.get("init_from"):
-        load_checkpoint(cfg.init_from)  # a missing or unsafe file fails now, not after the folder is made
-    if not first_process:
-        return checkpoint_path, None if checkpoint is None else recorded_csv_rows(checkpoint)
-    prepare_run_dir(run_dir, cfg.resume, cfg.overwrite)  # the first write
-    if checkpoint is None:
-        return None, None
-    for path in remove_orphan_checkpoints(run_dir, checkpoint, Path(checkpoint_path)):
-        print(f"fairdml: removed {path.name}, written after the checkpoint this run resumes from")
-    return checkpoint_path, recorded_csv_rows(checkpoint)
-
-
 def check_before_training(cfg: DictConfig, datamodule: DMLDataModule) -> None:
     """What would otherwise fail after training (a downstream label, the card inputs) or after the first
     validation (a monitored group the validation split lacks), checked against the data now."""
@@ -301,7 +198,7 @@ def _set_up(
     module = DMLModule.from_config(config, datamodule)
     if cfg.get("init_from"):
         load_initial_weights(module, cfg.init_from)
-    checkpoint_path, csv_rows = _prepare_resume(cfg, run_dir, first_process)  # every check done: the first write
+    checkpoint_path, csv_rows = prepare_resume(cfg, run_dir, first_process)  # every check done: the first write
     callbacks = [timings, *build_callbacks(cfg, run_dir, datamodule.group_names)]
     trainer_cfg = to_container(cfg.trainer)
     trainer_cfg["precision"] = effective_precision(trainer_cfg)

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reports", ("fairdml.reports",)),
     ("callbacks", ("fairdml.callbacks",)),
     ("config check", ("fairdml.config_checks",)),
-    ("commands", ("fairdml.train", "fairdml.evaluate", "fairdml.export", "fairdml.sweep")),
+    ("commands", ("fairdml.resume", "fairdml.train", "fairdml.evaluate", "fairdml.export", "fairdml.sweep")),
     ("cli", ("fairdml.cli", "fairdml.__main__")),
 ]
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from helpers.tiny import TINY_OVERRIDES
 
-from fairdml import sweep as sweep_module
 from fairdml.cli import main
 from fairdml.reports.runs import load_run
 from fairdml.sweep import expand_sweep, run_local_sweep
+from fairdml.utils import processes
 
 # No PARADE here: the sweep machinery is under test, and a tiny run without it takes seconds.
 FAST = [
@@ -177,19 +177,19 @@ def test_jobs_below_one_is_a_one_line_error(tmp_path, capsys):
     ],
 )
 def test_thread_budget_shares_the_cores_unless_the_user_chose(monkeypatch, cores, jobs, environ, threads):
-    monkeypatch.setattr(sweep_module, "_cores", lambda: cores)
-    assert sweep_module._thread_budget(jobs, environ) == {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    assert sweep_module._thread_budget(2, {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"}) == {
+    monkeypatch.setattr(processes, "cores", lambda: cores)
+    assert processes.thread_budget(jobs, environ) == {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    assert processes.thread_budget(2, {"OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"}) == {
         "OMP_NUM_THREADS": "3", "MKL_NUM_THREADS": "5"
     }  # fmt: skip
-    assert sweep_module._thread_budget(1, {}) == {}  # one at a time: torch and Lightning choose, as before
+    assert processes.thread_budget(1, {}) == {}  # one at a time: torch and Lightning choose, as before
 
 
 def test_stopping_a_sweep_terminates_every_running_child():
     import signal
     import sys
 
-    children = sweep_module._Children()
+    children = processes.Children()
     sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
     running = [children.start(sleep) for _ in range(2)]
     children.stop_all(grace_seconds=10)
@@ -221,7 +221,7 @@ def test_two_jobs_give_the_sweep_of_one_job(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
     one = run_local_sweep(GRID, sweep_dir=str(tmp_path / "one"), jobs=1)
     monkeypatch.delenv("OMP_NUM_THREADS")  # now the sweep chooses: 2 cores // 2 jobs
-    monkeypatch.setattr(sweep_module, "_cores", lambda: 2)
+    monkeypatch.setattr(processes, "cores", lambda: 2)
     capsys.readouterr()
     two = run_local_sweep(GRID, sweep_dir=str(tmp_path / "two"), jobs=2)
     printed = capsys.readouterr().out

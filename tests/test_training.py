@@ -17,7 +17,8 @@ from fairdml.config import compose_config, to_container
 from fairdml.data.datamodule import DMLDataModule
 from fairdml.models.embedding import load_embedding_model
 from fairdml.models.module import DMLModule
-from fairdml.train import resume_checkpoint, run_training
+from fairdml.resume import resume_checkpoint
+from fairdml.train import run_training
 
 
 def _module_and_data(overrides):
