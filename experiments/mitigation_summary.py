@@ -36,6 +36,9 @@ from fairdml.metrics.functional.retrieval import retrieval_per_query
 SETTINGS = {"main": "main_", "local": "local_", "strength": "strength", "share005": "share005", "classes": "classes"}
 METHODS = ["baseline", "group_balanced", "reweighted", "worst_group", "parade", "parade_paper", "group_balanced_parade"]
 GROUPS = ("majority", "minority")
+# Round one's reports hold percentile gap intervals, which the draws reproduce; round two's summary recomputes
+# every interval from the embeddings with the current method instead (experiments/study2_summary.py).
+CHECK_REPORT_INTERVAL = True
 
 
 def setting_of(sweep: str) -> str:
@@ -57,9 +60,9 @@ def resampled(run: Path, report: dict) -> dict[str, np.ndarray]:
     overall = resampled_group_means(hits, class_index, torch.zeros_like(codes), 1, counts)[:, 0]
     out = {"overall": overall.numpy(), "gap": gap_draws(means).numpy()}
     out |= {name: means[:, g].numpy() for g, name in enumerate(names)}
-    # the draws must reproduce the report's own interval: the same queries, classes and seed
-    mine = percentile_interval(torch.as_tensor(out["gap"]), settings["confidence"])
-    assert np.allclose(mine, report["intervals"]["recall@1"]["gap"], atol=1e-9), (run, mine)
+    if CHECK_REPORT_INTERVAL:  # the draws must reproduce the report's own interval: same queries, classes, seed
+        mine = percentile_interval(torch.as_tensor(out["gap"]), settings["confidence"])
+        assert np.allclose(mine, report["intervals"]["recall@1"]["gap"], atol=1e-9), (run, mine)
     out["cka"] = np.array(attribute_cka(z, codes))
     return out
 
@@ -84,7 +87,7 @@ def convergence_table(lines: list[dict]) -> str:
     """Per setting and method: each seed's plateau epoch, selected epoch, and the late gain (the check that
     60 epochs were enough: a gain of 0.01 or more after epoch 50 means the run was still improving)."""
     out = [
-        "| setting | method | plateau epoch per seed | selected epoch per seed | runs still rising after 50 |",
+        "| setting | method | plateau epoch per seed | selected epoch per seed | runs rising in the last 10 epochs |",
         "|---|---|---|---|---|",
     ]
     rows = defaultdict(list)

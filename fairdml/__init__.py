@@ -8,9 +8,9 @@ The public API, imported on first use (so `import fairdml` is fast)::
 
 Training: `compose_config`, `run_training`, `run_local_sweep`, `DMLModule`, `DMLDataModule`, `EmbeddingModel`,
 `register_dataset`. Mitigations (Lightning callbacks): `Parade`, `GroupBalancedSampling`, `ReweightedLoss`,
-`WorstGroupLoss`, `Mitigation`, `MitigationHost`; `FairnessMonitor` (finDML figures of any module). Metrics:
-`fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`, `register_metric`. Reports: `run_audit`,
-`write_model_card`, `load_run`.
+`WorstGroupLoss`, `FPRPenalty`, `FairContrastive`, `Mitigation`, `MitigationHost`; `FairnessMonitor` (finDML
+figures of any module). Metrics: `fairness_report`, `EmbeddingFairness`, `ReportSettings`, `MetricSpec`,
+`register_metric`. Reports: `run_audit`, `write_model_card`, `load_run`.
 """
 
 from fairdml.utils._lazy import lazy_exports
@@ -28,6 +28,8 @@ _MODULES = {
     "fairdml.mitigations.parade": ("Parade",),
     "fairdml.mitigations.group_balanced": ("GroupBalancedSampling",),
     "fairdml.mitigations.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
+    "fairdml.mitigations.fpr_penalty": ("FPRPenalty",),
+    "fairdml.mitigations.fair_contrastive": ("FairContrastive",),
     "fairdml.mitigations.base": ("Mitigation", "MitigationHost"),
     "fairdml.callbacks.fairness_monitor": ("FairnessMonitor",),
     "fairdml.metrics.functional.report": ("fairness_report",),

@@ -41,11 +41,12 @@ def cache_side(image_size: int) -> int:
     return math.ceil(image_size / math.sqrt(CROP_SCALE[0]))
 
 
-def default_cache_dir() -> Path:
+def default_cache_dir(kind: str = "decoded") -> Path:
+    """$FAIRDML_CACHE/<kind>, else $XDG_CACHE_HOME/fairdml/<kind> (~/.cache/fairdml/<kind>)."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser() / "decoded"
+        return Path(os.environ[CACHE_ENV]).expanduser() / kind
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser()
-    return base / "fairdml" / "decoded"
+    return base / "fairdml" / kind
 
 
 def dataset_fingerprint(dataset: DMLDataset, side: int) -> str:

@@ -61,6 +61,29 @@ def _render(
     return (rgb.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
+def single_digit_images(
+    count: int, seed: int, image_size: int = 32, minority_style: str = "global"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` images of ONE digit scan, in the left or the right half, half of them in each style: the data of
+    fairdml's own pretraining (`fairdml.models.pretraining`), which must see both styles equally and no
+    two-digit class. Same rendering as `ComposedDigits` (the other half is blank ink).
+
+    Returns:
+        (count, size, size, 3) uint8 images, (count,) digit labels 0..9, (count,) style codes (1 = minority).
+    """
+    if minority_style not in MINORITY_STYLES:
+        raise ValueError(f"minority_style must be one of {MINORITY_STYLES}, got {minority_style!r}")
+    rng = np.random.default_rng(seed)
+    digits = load_digits()
+    picks = rng.integers(0, len(digits.target), size=count)
+    glyphs = np.zeros((count, 2, 8, 8))
+    side = rng.integers(0, 2, size=count)
+    glyphs[np.arange(count), side] = digits.images[picks]
+    style = rng.permutation(np.arange(count) % 2).astype(np.int64)
+    images = _render(glyphs, style.astype(bool), rng, image_size, minority_style)
+    return images, digits.target[picks].astype(np.int64), style
+
+
 @register_dataset("digits")
 class ComposedDigits(DMLDataset):
     """100 classes ("00".."99") × `samples_per_class` images, with a per-class sensitive attribute `style`.

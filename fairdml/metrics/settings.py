@@ -16,6 +16,7 @@ import numpy as np
 
 from fairdml.metrics.functional._common import DEFAULT_MEMORY_BUDGET_BYTES
 from fairdml.metrics.functional.clustering import check_kmeans_backend
+from fairdml.metrics.functional.intervals import INTERVAL_METHOD
 
 DEFAULT_BOOTSTRAP_RESAMPLES = 1000  # class draws of the intervals (cheap: one (R, C) @ (C, G) product per metric)
 DEFAULT_MIN_GROUP_SIZE = 30  # samples below which a group's figures are flagged as noise-prone ("small")
@@ -54,8 +55,9 @@ class ReportSettings:
         n_init: k-means restarts for NMI.
         kmeans_backend: "sklearn" (k-means++, default), "faiss" (PML's clustering, faster at large N) or
             "auto" (faiss from N x classes >= clustering.AUTO_FAISS_MIN_WORK; the audit's default).
-        bootstrap_resamples: > 0 adds percentile intervals of recall@k and map@r, overall, per group and of each
-            gap, from a class-level bootstrap (`functional.intervals`); 0: no intervals.
+        bootstrap_resamples: > 0 adds intervals of recall@k and map@r, overall, per group and of each gap, from a
+            class-level bootstrap (`functional.intervals`; report["settings"]["interval_method"] names the
+            method); 0: no intervals.
         confidence: the intervals' level (recorded only when there are intervals).
         min_group_size: groups with fewer samples are flagged "small" and not picked as worst.
         timings: add report["timings"], {stage: wall seconds} (knn, clustering, geometry, leakage,
@@ -148,4 +150,5 @@ class ReportSettings:
         }
         if self.bootstrap_resamples > 0:
             settings["confidence"] = self.confidence
+            settings["interval_method"] = INTERVAL_METHOD
         return settings

@@ -1,5 +1,6 @@
 """Mitigations: Lightning callbacks that change how any `MitigationHost` module trains (PARADE, group-balanced
-sampling, reweighted and worst-group losses), and the protocol they check at `setup`."""
+sampling, reweighted and worst-group losses, CIFP's instance FPR penalty, FSCL's fair contrastive loss), and the
+protocol they check at `setup`."""
 
 from fairdml.utils._lazy import lazy_exports
 
@@ -8,5 +9,7 @@ _MODULES = {
     "fairdml.mitigations.parade": ("Parade",),
     "fairdml.mitigations.group_balanced": ("GroupBalancedSampling",),
     "fairdml.mitigations.group_weighting": ("ReweightedLoss", "WorstGroupLoss"),
+    "fairdml.mitigations.fpr_penalty": ("FPRPenalty",),
+    "fairdml.mitigations.fair_contrastive": ("FairContrastive",),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fairdml.metrics.spec import group_key
 from fairdml.mitigations.base import Mitigation
 
 
@@ -96,6 +97,9 @@ def _missing(trainer: L.Trainer, pl_module: L.LightningModule, owner: str) -> li
     return problems
 
 
+GROUP_LOSSES = ("train", "val")
+
+
 class ReweightedLoss(GroupWeighting):
     """Each group's loss terms weighted by its inverse frequency in the training split, w_g = N / (G · N_g).
 
@@ -151,23 +155,34 @@ class ReweightedLoss(GroupWeighting):
 
 
 class WorstGroupLoss(GroupWeighting):
-    """GroupDRO for DML losses: up-weight online the groups whose loss is highest.
+    """GroupDRO for DML losses: up-weight the groups whose loss is highest (Sagawa et al., ICLR 2020).
 
-    Each step, for the groups in the batch, the mean of their anchors' loss terms L_g updates the group
-    weights q_g ← q_g · exp(step_size · L_g), renormalised to sum 1 (Sagawa et al.'s online algorithm); the
-    batch's terms are then weighted q_g · M / M_g (M terms, M_g of them anchored in g), so that under a mean
-    reduction the loss is Σ_g q_g L_g. q starts uniform, is kept in checkpoints (a resume continues it) and is
-    logged as `worst_group/q/<group>` at each epoch's end; across processes the group losses are summed before
-    the update.
+    q starts uniform and updates by exponentiated gradient, q_g ← q_g · exp(step_size · L_g), renormalised; the
+    batch's terms are weighted q_g · M / M_g (M terms, M_g of them anchored in g), so that under a mean
+    reduction the loss is Σ_g q_g L_g. What L_g is, `group_losses` says:
+
+    - `train` (Sagawa et al.'s online algorithm): each step, the mean of the group's anchors' loss terms in the
+      batch, plus their generalisation adjustment `adjustment / sqrt(n_g)` (n_g: the group's training samples),
+      which raises small groups whose training loss understates their test loss. Across processes the group
+      losses are summed before the update.
+    - `val`: once per validation, the group's error on the held-out validation classes, 1 − Recall@1
+      (`val_groups/recall_at_1/<group>`). In DML the test classes are unseen, and a group's training loss does
+      not predict its test gap (the minority's few images are the easiest to fit): the validation classes do.
+
+    Sagawa et al. also need strong regularisation (their ℓ2 penalty, or early stopping) for GroupDRO to help
+    beyond the training set: set `optim.weight_decay` (`experiment=worst_group_heldout` does both).
+    q is kept in checkpoints (a resume continues it) and logged as `worst_group/q/<group>` each epoch.
 
     Args:
-        step_size: η, the exponentiated-gradient step of q (Sagawa et al. use 0.01); 0 keeps q uniform.
+        step_size: η, the exponentiated-gradient step of q (Sagawa et al. use 0.01 per step); 0 keeps q uniform.
+        group_losses: `train` or `val` (above).
+        adjustment: C of the `train` losses' adjustment C / sqrt(n_g) (Sagawa et al. tune C in 0..5); 0: none.
 
     Example:
         >>> worst_group = WorstGroupLoss(step_size=0.05)
         >>> trainer = L.Trainer(max_epochs=1, callbacks=[worst_group], logger=False, enable_progress_bar=False)
         >>> worst_group.describe()["settings"]
-        {'step_size': 0.05}
+        {'step_size': 0.05, 'group_losses': 'train', 'adjustment': 0.0}
         >>> WorstGroupLoss(step_size=-1)
         Traceback (most recent call last):
         ...
@@ -177,20 +192,27 @@ class WorstGroupLoss(GroupWeighting):
     name = "worst_group"
     title = "Worst-group loss (GroupDRO-style)"
     summary = (
-        "Group weights q follow the groups' training loss online (q_g grows as exp(step_size * L_g), then "
-        "renormalised), and each group's loss terms are weighted by q_g, so the group the model serves worst "
-        "gets the most weight (Sagawa et al., 2020, adapted to DML losses by weighting each term by its anchor's "
-        "group)."
+        "Group weights q follow the groups' losses (q_g grows as exp(step_size * L_g), then renormalised), and "
+        "each group's loss terms are weighted by q_g, so the group the model serves worst gets the most weight "
+        "(Sagawa et al., 2020, adapted to DML losses by weighting each term by its anchor's group). L_g is the "
+        "training loss (plus adjustment / sqrt(n_g)) or, with group_losses=val, 1 - Recall@1 on the validation "
+        "classes."
     )
 
-    def __init__(self, step_size: float = 0.01) -> None:
+    def __init__(self, step_size: float = 0.01, group_losses: str = "train", adjustment: float = 0.0) -> None:
         super().__init__()
-        if not isinstance(step_size, (int, float)) or isinstance(step_size, bool) or not step_size >= 0:
-            raise ValueError(f"worst_group step_size must be a number >= 0, got {step_size!r}")
+        for key, value in (("step_size", step_size), ("adjustment", adjustment)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"worst_group {key} must be a number >= 0, got {value!r}")
+        if group_losses not in GROUP_LOSSES:
+            raise ValueError(f"worst_group group_losses must be one of {list(GROUP_LOSSES)}, got {group_losses!r}")
+        adjustment = float(adjustment)
         self.save_hyperparameters()
         self.q: Tensor | None = None
         self._q_to_load: list[float] | None = None
         self._reduce = None
+        self._adjust: Tensor | None = None
+        self.val_losses: dict[str, float] = {}
 
     def _start(self, trainer: L.Trainer) -> None:
         n_groups = len(self.group_names)
@@ -199,22 +221,51 @@ class WorstGroupLoss(GroupWeighting):
             self._load_q(self._q_to_load)
         if trainer.world_size > 1:
             self._reduce = lambda t: trainer.strategy.reduce(t, reduce_op="sum")
+        counts = torch.as_tensor(self.train_counts, dtype=torch.float32).clamp_min(1)
+        self._adjust = self.hparams.adjustment / counts.sqrt()
 
     def _group_weights(self, losses: Tensor, groups: Tensor) -> Tensor:
-        """Update q from this batch's group losses (on the device, no host sync) and return the terms' weights."""
+        """Update q from this batch's group losses (`train`; on the device, no host sync) and return the terms'
+        weights."""
         assert self.q is not None
         n_groups = len(self.q)
+        if self.hparams.group_losses == "val":  # q moves at validation; here only the weights
+            counts = torch.zeros(n_groups, device=losses.device).index_add_(0, groups, torch.ones_like(losses.float()))
+            if self._reduce is not None:
+                counts = self._reduce(counts)
+            return self._weights_for(counts)
         losses = torch.nan_to_num(losses.float(), nan=0.0, posinf=0.0, neginf=0.0)  # a bad batch cannot poison q
         sums = torch.zeros(n_groups, device=losses.device).index_add_(0, groups, losses)
         counts = torch.zeros(n_groups, device=losses.device).index_add_(0, groups, torch.ones_like(losses))
         if self._reduce is not None:
             sums, counts = self._reduce(sums), self._reduce(counts)
         means = sums / counts.clamp_min(1)
+        if self._adjust is not None:
+            means = means + self._adjust.to(losses.device)
         q = self.q.to(losses.device) * torch.exp(self.hparams.step_size * means * (counts > 0))
         self.q = q / q.sum()
-        present = counts > 0
-        weights = torch.where(present, self.q * counts.sum() / counts.clamp_min(1), torch.zeros_like(self.q))
-        return weights
+        return self._weights_for(counts)
+
+    def _weights_for(self, counts: Tensor) -> Tensor:
+        """q_g · M / M_g for the groups in the batch (M_g terms of M), 0 for the absent ones."""
+        q = self.q.to(counts.device)
+        return torch.where(counts > 0, q * counts.sum() / counts.clamp_min(1), torch.zeros_like(q))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """`val` mode: q_g ← q_g · exp(step_size · (1 − Recall@1_g)) from this validation's held-out classes."""
+        if self.hparams.group_losses != "val" or self.q is None or trainer.sanity_checking:
+            return
+        keys = {name: group_key("val", "recall@1", name) for name in self.group_names}
+        missing = [key for key in keys.values() if key not in trainer.callback_metrics]
+        if missing:
+            raise RuntimeError(
+                f"worst_group group_losses=val needs the validation's per-group Recall@1 ({missing[0]} is not "
+                f"logged): validate every epoch with fairdml's DMLModule, or use group_losses=train"
+            )
+        errors = torch.tensor([1.0 - float(trainer.callback_metrics[keys[name]]) for name in self.group_names])
+        self.val_losses = dict(zip(self.group_names, errors.tolist()))
+        q = self.q.cpu() * torch.exp(self.hparams.step_size * errors)
+        self.q = (q / q.sum()).to(self.q.device)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.q is not None:  # q as the epoch leaves it, one point per epoch
@@ -242,4 +293,9 @@ class WorstGroupLoss(GroupWeighting):
     def measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
         if self.q is None:
             return None
-        return {"final_q": {name: float(v) for name, v in zip(self.group_names, self.q.cpu().tolist())}}
+        measured: dict[str, Any] = {
+            "final_q": {name: float(v) for name, v in zip(self.group_names, self.q.cpu().tolist())}
+        }
+        if self.val_losses:
+            measured["last_val_losses"] = self.val_losses
+        return measured

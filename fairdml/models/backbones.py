@@ -1,11 +1,14 @@
 """timm backbone factory: any timm model name; weights from timm's hub cache or a local file, never by default.
 
 `pretrained=True` is timm's own loader (Hugging Face hub and its cache, so `HF_HOME` and `HF_HUB_OFFLINE`
-apply); `pretrained_path` is a local file. Without either the backbone starts from random weights.
+apply); `pretrained_path` is a local file, or `fairdml:TASK[-STYLE]` (`fairdml:rotations`), fairdml's own weights
+(`fairdml.models.pretraining`, built once into the user's cache). Without either the backbone starts from random
+weights.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -14,6 +17,10 @@ import timm
 from huggingface_hub import constants as hub_constants
 from huggingface_hub.utils import LocalEntryNotFoundError
 from torch import nn
+
+from fairdml.models.pretraining import cached_weights, is_fairdml_weights, recipe_for
+
+log = logging.getLogger("fairdml")
 
 
 def create_backbone(
@@ -38,6 +45,10 @@ def create_backbone(
         return _create_from_hub(name, **kwargs)
     if pretrained_path is None:
         return timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
+    if is_fairdml_weights(pretrained_path):  # fairdml's own pretraining, built once and cached
+        resolved = cached_weights(recipe_for(pretrained_path, name))
+        log.info("fairdml: model.pretrained_path=%s is %s", pretrained_path, resolved)
+        pretrained_path = str(resolved)
     path = Path(pretrained_path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"model.pretrained_path: no weights file at {path}")

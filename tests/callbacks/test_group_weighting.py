@@ -119,9 +119,48 @@ def test_worst_group_weight_rises_with_that_groups_loss():
 def test_worst_group_yaml_mirrors_the_signature_and_bad_values_fail_first():
     entry = OmegaConf.to_container(OmegaConf.load(config_dir() / "callbacks" / "worst_group.yaml"))["worst_group"]
     assert entry.pop("_target_") == "fairdml.mitigations.group_weighting.WorstGroupLoss"
-    assert entry == {"step_size": inspect.signature(WorstGroupLoss.__init__).parameters["step_size"].default}
+    parameters = inspect.signature(WorstGroupLoss.__init__).parameters
+    assert entry == {key: parameters[key].default for key in ("step_size", "group_losses", "adjustment")}
     (problem,) = config_problems(compose_config(["experiment=worst_group", "callbacks.worst_group.step_size=-1"]))
     assert "step_size must be a number >= 0" in problem
+    (problem,) = config_problems(compose_config(["experiment=worst_group", "callbacks.worst_group.group_losses=test"]))
+    assert "group_losses must be one of ['train', 'val']" in problem
+
+
+def test_worst_group_adjustment_adds_c_over_sqrt_n_to_each_groups_loss():
+    """Sagawa et al.'s generalisation adjustment: q moves by step_size * (L_g + C / sqrt(n_g))."""
+    mitigation = WorstGroupLoss(step_size=0.5, adjustment=2.0)
+    mitigation.group_names, mitigation.train_counts = ["majority", "minority"], np.array([100, 4])
+    mitigation._start(type("T", (), {"world_size": 1})())
+    losses_ = torch.tensor([0.2, 0.4, 0.3, 0.3])
+    groups = torch.tensor([0, 0, 1, 1])
+    weights = mitigation._group_weights(losses_, groups)
+    expected = torch.tensor([0.5, 0.5], dtype=torch.float64) * torch.exp(
+        0.5 * torch.tensor([0.3 + 2.0 / 10, 0.3 + 2.0 / 2], dtype=torch.float64)
+    )
+    expected = expected / expected.sum()
+    assert mitigation.q.double().numpy() == pytest.approx(expected.numpy(), rel=1e-6)
+    assert weights.double().numpy() == pytest.approx((expected * 2).numpy(), rel=1e-6)  # q_g * M / M_g, M_g = M / 2
+
+
+def test_worst_group_with_held_out_losses_moves_q_by_the_validation_error(tiny_overrides, tmp_path):
+    """group_losses=val: q is uniform during the first epoch, then q_g ∝ exp(step_size · (1 − val Recall@1_g))
+    after each validation, from the figures the run logged (the sanity check does not count)."""
+    overrides = [*tiny_overrides, "experiment=worst_group_heldout", "trainer.max_epochs=2",
+                 "callbacks.worst_group.step_size=2.0", f"run_dir={tmp_path / 'run'}"]  # fmt: skip
+    run_dir = run_training(compose_config(overrides))
+    report = json.loads((run_dir / "report.json").read_text())
+    measured = report["mitigations"]["worst_group"]["measured"]
+    with open(next(run_dir.rglob("metrics.csv"))) as handle:
+        rows = [row for row in csv.DictReader(handle) if row.get("val_groups/recall_at_1/minority")]
+    errors = np.array(
+        [[1 - float(row[f"val_groups/recall_at_1/{g}"]) for g in ("majority", "minority")] for row in rows]
+    )
+    assert len(errors) == 2
+    q = np.exp(2.0 * errors.sum(axis=0))
+    q = q / q.sum()
+    assert [measured["final_q"][g] for g in ("majority", "minority")] == pytest.approx(q.tolist(), rel=1e-5)
+    assert measured["last_val_losses"]["minority"] == pytest.approx(errors[-1, 1], abs=1e-6)
 
 
 @pytest.mark.parametrize("experiment", ["reweighted", "worst_group"])
@@ -148,8 +187,8 @@ def test_experiment_trains_and_reports_its_weights(experiment, tiny_overrides, t
 
 @pytest.mark.parametrize(
     "experiment",
-    ["baseline", "group_balanced", "reweighted", "worst_group", "parade", "parade_paper", "group_balanced_parade",
-     "digits_local"],
+    ["baseline", "group_balanced", "reweighted", "worst_group", "worst_group_heldout", "parade", "parade_paper",
+     "group_balanced_parade", "digits_local", "digits_pretrained"],
 )  # fmt: skip
 def test_every_mitigation_experiment_composes_and_passes_the_checks(experiment):
     cfg = compose_config([f"experiment={experiment}"])

@@ -1,37 +1,79 @@
-"""Class-level bootstrap intervals against a brute-force computation that rebuilds every resample's query list."""
+"""Class-level bootstrap intervals against a brute-force computation that rebuilds every resample's query list.
+
+Issue 27 changed two expectations on purpose: the groups' and overall intervals are expanded percentile
+intervals (percentiles at `expanded_confidence`'s level), and the gap's interval is the test inversion of
+`gap_interval`, checked here against a plain NumPy construction of its acceptance rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from scipy.special import ndtr, ndtri, stdtrit
 
 from fairdml.metrics.functional.intervals import class_resample_counts, cluster_bootstrap_intervals
 
 
 def brute_force(values, labels, codes, names, resamples, confidence, seed):
-    """Each resample as a list of queries: every query of a drawn class, once per draw; plain float64 means."""
+    """Each resample as a list of queries: every query of a drawn class, once per draw; plain float64 means.
+    Returns the groups' and overall intervals, and what the gap's test needs: the group means, their draws and
+    the deviations' scale."""
     classes = np.unique(labels)
     counts = class_resample_counts(len(classes), resamples, seed).numpy().astype(int)
-    per_group = {name: [] for name in names} | {"overall": [], "gap": []}
+    defined = ~np.isnan(values)
+    masks = {"overall": defined} | {name: defined & (codes == g) for g, name in enumerate(names)}
+    holding = {key: np.isin(classes, labels[mask]) for key, mask in masks.items()}  # classes with a value there
+    per_group = {key: [] for key in masks}
     for row in counts:
         chosen = np.concatenate([np.repeat(np.flatnonzero(labels == c), m) for c, m in zip(classes, row) if m])
-        kept = chosen[~np.isnan(values[chosen])]
-        per_group["overall"].append(values[kept].mean())
-        means = []
-        for g, name in enumerate(names):
-            members = kept[codes[kept] == g]
-            means.append(values[members].mean() if len(members) else np.nan)
-            per_group[name].append(means[-1])
-        defined = [m for m in means if not np.isnan(m)]
-        per_group["gap"].append(max(defined) - min(defined) if defined else np.nan)
-    tail = (1 - confidence) / 2
-    out = {}
+        for key, mask in masks.items():
+            members = chosen[mask[chosen]]
+            per_group[key].append(values[members].mean() if len(members) else np.nan)
+    out, n_classes, ratios = {}, {}, {}
     for key, draws in per_group.items():
+        n = int(holding[key].sum())
+        n_star = (counts * holding[key]).sum(axis=1)  # the key's classes in each resample
+        ratio = (n - 1) * np.mean(1 / n_star[n_star > 0]) if n > 1 else 1.0
+        n_classes[key], ratios[key] = n, ratio
+        level = confidence if n < 2 else 1 - 2 * ndtr(-stdtrit(n - 1, (1 + confidence) / 2) / np.sqrt(ratio))
         draws = np.array(draws)
         draws = draws[~np.isnan(draws)]
-        out[key] = list(np.quantile(draws, [tail, 1 - tail])) if len(draws) >= 2 else None
-    return out
+        out[key] = list(np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])) if len(draws) >= 2 else None
+    df = sum(max(n_classes[name] - 1, 0) for name in names)
+    t_over_z = stdtrit(df, (1 + confidence) / 2) / ndtri((1 + confidence) / 2) if df >= 1 else 1.0
+    scale = np.array([t_over_z / np.sqrt(ratios[name]) for name in names])
+    observed = np.array([values[masks[name]].mean() if masks[name].any() else np.nan for name in names])
+    return out, observed, np.array([per_group[name] for name in names]).T, scale
+
+
+def gap_test(observed, draws, scale, confidence):
+    """The gap's test at any theta, written out with NumPy: the null means by a dense search over c, the
+    resampled gaps, the acceptance rule. Returns (upper end, accepted(theta))."""
+    alpha = 1 - confidence
+    defined = ~np.isnan(observed)
+    m = observed[defined]
+    deviations = (draws - observed)[:, defined] * scale[defined]
+    high, low = int(np.argmax(m)), int(np.argmin(np.where(np.arange(len(m)) == np.argmax(m), np.inf, m)))
+    gap = m.max() - m.min()
+    signed = deviations[:, high] - deviations[:, low]
+    tail = np.nanquantile(signed, alpha / 2)
+    weights = 1 / np.nanmean(deviations**2, axis=0)
+
+    def null_means(theta):
+        grid = np.linspace(m.min() - theta, m.max(), 200_001)[:, None]
+        fitted = np.clip(m, grid, grid + theta)
+        fitted[:, high], fitted[:, low] = grid[:, 0] + theta, grid[:, 0]
+        best = np.argmin(((fitted - m) ** 2 * weights).sum(axis=1))
+        return fitted[best] - grid[best, 0]
+
+    def accepted(theta):
+        model = null_means(theta) + deviations
+        resampled = np.nanmax(model, axis=1) - np.nanmin(model, axis=1)
+        resampled = resampled[~np.isnan(resampled)]
+        between = ((resampled >= max(0.0, theta + tail)) & (resampled < gap)).sum()
+        return between <= (1 - alpha) * len(resampled)
+
+    return gap - tail, accepted
 
 
 @pytest.mark.parametrize("n_classes,per_class,n_groups", [(6, 3, 2), (25, 4, 3), (80, 2, 4)])
@@ -47,13 +89,23 @@ def test_matches_a_brute_force_bootstrap(n_classes, per_class, n_groups, seed):
     got = cluster_bootstrap_intervals(
         {"m": torch.as_tensor(values)}, torch.as_tensor(labels), {"gap": (torch.as_tensor(codes), names)}, 60, 0.9, seed
     )["m"]
-    expected = brute_force(values, labels, codes, names, 60, 0.9, seed)
-    assert set(got) == set(expected)
+    expected, observed, draws, scale = brute_force(values, labels, codes, names, 60, 0.9, seed)
+    assert set(got) == set(expected) | {"gap"}
     for key, interval in expected.items():
         if interval is None:
             assert got[key] is None, key
         else:
             assert got[key] == pytest.approx(interval, abs=1e-12), key
+    low, high = got["gap"]
+    upper, accepted = gap_test(observed, draws, scale, 0.9)
+    assert high == pytest.approx(upper, abs=1e-12)
+    gap = np.nanmax(observed) - np.nanmin(observed)
+    assert 0 <= low <= gap <= high  # the interval holds its own point
+    if low == 0:
+        assert accepted(0.0)
+    else:  # the lower end is where the test starts to accept (up to the search's resolution)
+        step = 1e-4 * high
+        assert not accepted(0.0) and not accepted(low - step) and accepted(low + step)
 
 
 def test_whole_classes_are_resampled_not_queries():

@@ -64,7 +64,7 @@ def test_settings_object_and_keywords_give_the_same_report(bootstrap_resamples):
     assert by_object == by_keywords
     expected_keys = ["ks", "effective_ks", "seed", "distance", "kmeans_n_init", "kmeans_backend", "alpha", "t"]
     expected_keys += ["leakage", "leakage_split", "bootstrap_resamples", "min_group_size"]
-    expected_keys += ["confidence"] if bootstrap_resamples else []
+    expected_keys += ["confidence", "interval_method"] if bootstrap_resamples else []
     assert list(by_object["settings"]) == expected_keys
     metric = EmbeddingFairness(["0", "1"], ReportSettings(**options))
     metric.update(z, labels, groups, torch.arange(48))

@@ -1,7 +1,9 @@
 """Issue 25: recall@k and mAP@R became registered per-query metrics fed by the shared kNN; every report must
 stay exactly as it was. Two checks: JSON equality with reports written by the code before the change
 (`fixtures/per_query_reports.json`, made by running this file as a script at commit e21e5ce), and recall@k /
-mAP@R against a float64 brute-force reference built from a full distance matrix.
+mAP@R against a float64 brute-force reference built from a full distance matrix. Issue 27 regenerated the
+fixture on purpose: only "intervals" (expanded percentile, test inversion of the gaps) and the new
+settings.interval_method changed; every other value was checked equal to the e21e5ce fixture.
 
 Regenerate the fixture only on purpose (a report that changes is what these tests exist to catch):
     PYTHONPATH=<checkout at the reference commit> python tests/metrics/test_per_query_reports_unchanged.py

@@ -111,9 +111,10 @@ def fairness_report(
     ValueError naming how many. Edge cases (empty group, single-sample class, k > gallery, single group,
     single-class group) give None / clamped values, a `FairnessMetricWarning`, and an entry in "warnings".
     `bootstrap_resamples` > 0 (default 1000) adds "intervals": metric -> {"overall", <group>, "gap" (and
-    "gap:<attribute>" for crossed groups' marginals): [low, high]}, 95 % percentile intervals of recall@k and
-    map@r from a class-level bootstrap (`intervals.cluster_bootstrap_intervals`: classes are resampled, the
-    gallery is fixed), the gap's own interval included.
+    "gap:<attribute>" for crossed groups' marginals): [low, high]}, 95 % intervals of recall@k and map@r from
+    a class-level bootstrap (`intervals.cluster_bootstrap_intervals`: classes are resampled, the gallery is
+    fixed): expanded percentile intervals overall and per group, a test-inversion interval of each gap
+    (settings.interval_method).
     `kmeans_backend` "sklearn" (k-means++, default) or "faiss" (PML's clustering, faster at large N).
     `min_group_size`: a group with 0 < n < min_group_size is "small": its figures are mostly noise, so its
     entry gets `"small": true`, "warnings" names it, and it is not picked as a gap's "worst_group" while a

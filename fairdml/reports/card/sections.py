@@ -151,12 +151,18 @@ def metrics_section(run: Run, verification: Verification | None) -> Section:
             )
         )
     if run.report.get("intervals"):
+        settings = run.report.get("settings") or {}
+        kind = (  # reports before issue 27 have no interval_method: plain percentile intervals throughout
+            "intervals (expanded percentile overall and per group; on the gaps by test inversion, which reaches 0 "
+            "when the groups are compatible with no gap)"
+            if settings.get("interval_method")
+            else "percentile intervals"
+        )
         blocks.append(
             Text(
-                "Intervals on recall@k and mAP@R, and on their gaps: 95 % percentile intervals from a bootstrap "
-                "over classes (identities), the unit of a class-disjoint test split; the gallery is fixed "
-                f"({fmt_number((run.report.get('settings') or {}).get('bootstrap_resamples'))} resamples, "
-                'report.json\'s "intervals").'
+                f"Intervals on recall@k and mAP@R, and on their gaps: 95 % {kind}, from a bootstrap over classes "
+                "(identities), the unit of a class-disjoint test split; the gallery is fixed "
+                f'({fmt_number(settings.get("bootstrap_resamples"))} resamples, report.json\'s "intervals").'
             )
         )
     if verification is not None:
