@@ -86,6 +86,10 @@ def collect(root: Path) -> tuple[list[dict], list[dict]]:
             line["fmr_gap"] = abs(line["fmr"]["minority"] - line["fmr"]["majority"])
             report = json.loads((run / "report.json").read_text())
             run_draws["classes"], run_draws["ratio"] = class_counts(run, report)
+            # the run's own gap interval, by the current method (its report's was written by the code of its day)
+            line["recall@1_gap_interval"] = mean_gap_interval(
+                [run_draws | {f"point_{g}": line["recall@1_groups"][g] for g in GROUPS}]
+            )
             lines.append(line)
             draws.append(run_draws)
     return lines, draws

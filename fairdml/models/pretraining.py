@@ -171,7 +171,7 @@ def _task_inputs(task: str, inputs: torch.Tensor, digits: torch.Tensor, seed: in
     if task == "digits":
         return inputs, digits
     turns = torch.randint(0, 4, (len(inputs),), generator=torch.Generator().manual_seed(seed))
-    rotated = inputs.clone()
+    rotated = inputs.contiguous(memory_format=torch.contiguous_format).clone()  # NCHW, as the weights were built
     for k in range(1, 4):
         rotated[turns == k] = torch.rot90(inputs[turns == k], k, dims=(2, 3))
     return rotated, turns
