@@ -13,7 +13,6 @@ with `load_hub_folder`, which rebuilds the model from the config and needs no tr
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import safetensors.torch
 from fairdml import __version__
 from fairdml.models.backbones import feature_dim
 from fairdml.models.embedding import EmbeddingModel, save_embedding_model
-from fairdml.utils.atomic import atomic_path, read_json
+from fairdml.utils.atomic import atomic_path, read_json, sha256_of
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -82,7 +81,7 @@ def save_hub_folder(model: EmbeddingModel, weights_path: Path, config_path: Path
     """
     tensors = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     safetensors.torch.save_file(tensors, weights_path, metadata={"format": "pt"})  # "pt": the Hub's convention
-    config = {**config, "fairdml": {**config["fairdml"], "weights_sha256": _sha256(weights_path)}}
+    config = {**config, "fairdml": {**config["fairdml"], "weights_sha256": sha256_of(weights_path)}}
     config_path.write_text(json.dumps(config, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
@@ -133,7 +132,7 @@ def load_hub_folder(folder: str | Path) -> EmbeddingModel:
             raise FileNotFoundError(f"{path} is missing; re-create the folder with `fairdml export RUN --out DIR`")
     spec = _fairdml_section(config_path)
     expected = spec.get("weights_sha256")
-    if expected is not None and _sha256(weights_path) != expected:
+    if expected is not None and sha256_of(weights_path) != expected:
         raise ValueError(
             f"{weights_path} does not match the SHA-256 in {config_path.name}: the file is corrupt or truncated, or "
             f"comes from another export; download or export it again"
@@ -160,11 +159,3 @@ def _fairdml_section(config_path: Path) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{config_path}: fairdml.{missing[0]} is missing (needed to rebuild the model)")
     return spec
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

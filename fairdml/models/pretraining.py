@@ -38,7 +38,7 @@ from torch import nn
 
 from fairdml.data.decoded_cache import default_cache_dir
 from fairdml.data.digits import MINORITY_STYLES, single_digit_images
-from fairdml.utils.atomic import atomic_path, write_json
+from fairdml.utils.atomic import atomic_path, sha256_of, write_json
 
 log = logging.getLogger("fairdml")
 
@@ -106,7 +106,7 @@ def cached_weights(recipe: DigitsRecipe, cache_dir: Path | None = None) -> Path:
             card,
             {
                 "recipe": dataclasses.asdict(recipe),
-                "sha256": _sha256(weights),
+                "sha256": sha256_of(weights),
                 "held_out_accuracy": accuracy,
                 "build_seconds": round(time.perf_counter() - started, 1),
                 "torch": torch.__version__,
@@ -186,14 +186,6 @@ def _intact(weights: Path, card: Path) -> bool:
     if not (weights.is_file() and card.is_file()):
         return False
     try:
-        return json.loads(card.read_text()).get("sha256") == _sha256(weights)
+        return json.loads(card.read_text()).get("sha256") == sha256_of(weights)
     except (OSError, ValueError):
         return False
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -97,3 +98,12 @@ def read_json(path: str | os.PathLike, what: str = "JSON") -> Any:
             f"{path}:{error.lineno}: not readable {what} ({error.msg}); the file was cut short or edited: restore "
             f"it, or remove it and re-create it (re-run the command that wrote it)"
         ) from None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's SHA-256 in hex, read in 1 MiB blocks: how fairdml checks weights it wrote or cached."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
