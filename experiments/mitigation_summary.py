@@ -151,9 +151,10 @@ def collect(root: Path) -> tuple[list[dict], list[dict[str, np.ndarray]]]:
     return lines, draws
 
 
-def fmt(values: list[float], interval: list[float] | None = None) -> str:
-    text = f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
-    return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+def fmt(values: list[float], interval: list[float] | None = None, digits: int = 3) -> str:
+    text = f"{np.mean(values):.{digits}f}"
+    text += f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else ""
+    return text + (f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else "")
 
 
 def seed_mean(draws: list[dict[str, np.ndarray]], key: str) -> list[float] | None:

@@ -21,6 +21,7 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import mitigation_summary as ms  # same folder: the script's own
 import numpy as np
@@ -45,29 +46,26 @@ METHODS = [
     "group_balanced_fair_contrastive",
 ]  # fmt: skip
 GROUPS = ms.GROUPS
+fmt = ms.fmt
 STUDY_STEP = 0.3  # configs/experiment/worst_group_heldout.yaml
 CARD = VerificationSettings()  # the card's defaults: the operating threshold where the pooled FMR is 0.01
 
 
-def fmr_at_card_threshold(run: Path) -> dict[str, float]:
-    """Each group's false match rate at the card's default operating threshold (pairs sampled as the card does)."""
+def test_split_figures(run: Path, report: dict) -> dict[str, Any]:
+    """From the run's test embeddings (read once): each group's false match rate at the card's default operating
+    threshold (pairs sampled as the card does), and each group's number of test classes and the class bootstrap's
+    variance ratio (as its report's intervals have them)."""
     data = np.load(run / "embeddings_test.npz")
-    arrays = {"embeddings": data["embeddings"], "labels": data["labels"], "groups": data["groups"].astype(str)}
-    verification = compute_verification(arrays, CARD)
-    return {g: verification.rates[g]["fmr"] for g in GROUPS} | {"threshold": verification.operating_threshold}
-
-
-def class_counts(run: Path, report: dict) -> tuple[list[float], list[float]]:
-    """Each group's number of test classes and the class bootstrap's variance ratio (as its report's intervals)."""
-    data = np.load(run / "embeddings_test.npz")
-    groups = data["groups"].astype(str)
-    _, class_index = torch.unique(torch.as_tensor(data["labels"]), return_inverse=True)
+    labels, groups = data["labels"], data["groups"].astype(str)
+    verification = compute_verification({"embeddings": data["embeddings"], "labels": labels, "groups": groups}, CARD)
+    fmr = {g: verification.rates[g]["fmr"] for g in GROUPS} | {"threshold": verification.operating_threshold}
+    _, class_index = torch.unique(torch.as_tensor(labels), return_inverse=True)
     codes = torch.as_tensor([GROUPS.index(g) for g in groups])
     n_classes = int(class_index.max()) + 1
     settings = report["settings"]
     counts = class_resample_counts(n_classes, settings["bootstrap_resamples"], settings["seed"])
     members = class_membership(torch.zeros(len(codes)), class_index, codes, len(GROUPS), n_classes)
-    return members.sum(dim=0).tolist(), variance_ratio(counts, members).tolist()
+    return {"fmr": fmr, "classes": members.sum(dim=0).tolist(), "ratio": variance_ratio(counts, members).tolist()}
 
 
 def collect(root: Path) -> tuple[list[dict], list[dict]]:
@@ -82,10 +80,10 @@ def collect(root: Path) -> tuple[list[dict], list[dict]]:
             # the convergence check's "still rising" window: the last 10 epochs, whatever the budget (45 or 60)
             line["late_gain"] = ms.late_gain([tuple(c) for c in line["val_curve"]], after=line["epochs_trained"] - 10)
             line["step_size"] = float(values.get("callbacks.worst_group.step_size", "nan"))
-            line["fmr"] = fmr_at_card_threshold(run)
+            figures = test_split_figures(run, json.loads((run / "report.json").read_text()))
+            line["fmr"] = figures["fmr"]
             line["fmr_gap"] = abs(line["fmr"]["minority"] - line["fmr"]["majority"])
-            report = json.loads((run / "report.json").read_text())
-            run_draws["classes"], run_draws["ratio"] = class_counts(run, report)
+            run_draws["classes"], run_draws["ratio"] = figures["classes"], figures["ratio"]
             # the run's own gap interval, by the current method (its report's was written by the code of its day)
             line["recall@1_gap_interval"] = mean_gap_interval(
                 [run_draws | {f"point_{g}": line["recall@1_groups"][g] for g in GROUPS}]
@@ -93,12 +91,6 @@ def collect(root: Path) -> tuple[list[dict], list[dict]]:
             lines.append(line)
             draws.append(run_draws)
     return lines, draws
-
-
-def fmt(values: list[float], interval: list[float] | None = None, digits: int = 3) -> str:
-    text = f"{np.mean(values):.{digits}f}"
-    text += f" ± {np.std(values, ddof=1):.{digits}f}" if len(values) > 1 else ""
-    return text + (f" [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]" if interval else "")
 
 
 def mean_gap_interval(ds: list[dict]) -> list[float]:
@@ -218,8 +210,8 @@ def round_one(results: Path, lines: list[dict]) -> str:
     old = [json.loads(t) for t in (results / "mitigations.jsonl").read_text().splitlines()]
     old_main = {(x["method"], x["seed"]): x for x in old if x["setting"] == "main"}
     check = [
-        "The same seeds re-run now against round one (same configs; the code changed since, so a run is not "
-        "bit-identical to its round-one twin; the means over seeds are what carries over):",
+        "The same seeds re-run now against round one (same configs, code changed since; a run is not bit-identical "
+        "to its round-one twin, the cause not traced; the means over seeds are what carries over):",
         "",
     ]
     for method in ("baseline", "group_balanced"):

@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fairdml.mitigations.base import MitigationHost
-from fairdml.mitigations.held_out import AttributeGroups, LossTermMitigation, is_number
+from fairdml.mitigations.held_out import AttributeGroups, LossTermMitigation
 from fairdml.models.precision import full_precision, without_autocast
+from fairdml.utils.rules import Rule, above, at_least, rule_problems
 
 
 def fair_supcon_terms(
@@ -151,6 +152,13 @@ def similarity_profile(
     return {**means(everyone), "groups": groups}
 
 
+_RULES = (
+    Rule("strength", at_least(0), ">= 0"),
+    Rule("temperature", above(0), "> 0"),
+    Rule("group_normalisation", lambda v: isinstance(v, bool), "true or false"),
+)
+
+
 class FairContrastive(LossTermMitigation):
     """FSCL (Park et al., CVPR 2022): a supervised contrastive loss that does not separate sensitive groups.
 
@@ -205,13 +213,8 @@ class FairContrastive(LossTermMitigation):
         attribute_column: int | None = None,
     ) -> None:
         super().__init__()
-        problems = []
-        if not is_number(strength) or not strength >= 0:
-            problems.append(f"strength={strength!r} must be >= 0")
-        if not is_number(temperature) or not temperature > 0:
-            problems.append(f"temperature={temperature!r} must be > 0")
-        if not isinstance(group_normalisation, bool):
-            problems.append(f"group_normalisation={group_normalisation!r} must be true or false")
+        settings = {"strength": strength, "temperature": temperature, "group_normalisation": group_normalisation}
+        problems = rule_problems(settings, _RULES)
         if problems:
             raise ValueError(f"FairContrastive: {'; '.join(problems)}")
         self.save_hyperparameters()

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fairdml.mitigations.base import MitigationHost
-from fairdml.mitigations.held_out import AttributeGroups, LossTermMitigation, is_number
+from fairdml.mitigations.held_out import AttributeGroups, LossTermMitigation
 from fairdml.models.lightning_probe import is_logging_step
 from fairdml.models.precision import full_precision, without_autocast
+from fairdml.utils.rules import Rule, above, at_least, between, rule_problems
 
 # torch.quantile takes at most 2**24 values: the test split's threshold is estimated from that many negative pairs
 MAX_THRESHOLD_PAIRS = 2**24
@@ -192,6 +193,13 @@ def fpr_summary(fpr: Tensor, groups: Tensor, attribute: AttributeGroups) -> dict
     }
 
 
+_RULES = (
+    Rule("strength", at_least(0), ">= 0"),
+    Rule("target_fpr", between(0, 1, low_open=True, high_open=True), "in (0, 1)"),
+    Rule("temperature", above(0), "> 0"),
+)
+
+
 class FPRPenalty(LossTermMitigation):
     """CIFP (Xu et al., CVPR 2021): a penalty that makes the instances' false-positive rates consistent.
 
@@ -246,13 +254,7 @@ class FPRPenalty(LossTermMitigation):
         attribute_column: int | None = None,
     ) -> None:
         super().__init__()
-        problems = []
-        if not is_number(strength) or not strength >= 0:
-            problems.append(f"strength={strength!r} must be >= 0")
-        if not is_number(target_fpr) or not 0 < target_fpr < 1:
-            problems.append(f"target_fpr={target_fpr!r} must be in (0, 1)")
-        if not is_number(temperature) or not temperature > 0:
-            problems.append(f"temperature={temperature!r} must be > 0")
+        problems = rule_problems({"strength": strength, "target_fpr": target_fpr, "temperature": temperature}, _RULES)
         if problems:
             raise ValueError(f"FPRPenalty: {'; '.join(problems)}")
         self.save_hyperparameters()

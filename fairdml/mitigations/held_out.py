@@ -9,7 +9,6 @@ codes named by their numbers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,11 +129,6 @@ def _gather(pl_module: L.LightningModule, values: torch.Tensor) -> torch.Tensor:
         return values
     gathered = pl_module.all_gather(values)
     return gathered.flatten(0, 1) if gathered.dim() > values.dim() else gathered
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float, not a bool: what a numeric setting must be."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class LossTermMitigation(Mitigation, abstract=True):

@@ -47,7 +47,7 @@ from fairdml.metrics.functional.decorrelation import (
     normalised_cross_covariance,
 )
 from fairdml.mitigations.gradient_reversal import reverse_gradient
-from fairdml.utils.rules import Rule, above, at_least, one_of, optional
+from fairdml.utils.rules import Rule, above, at_least, one_of, optional, rule_problems
 
 Schedule = Literal["constant", "linear", "cosine"]
 EncoderObjective = Literal["reversal", "confusion", "covariance", "kernel_covariance"]
@@ -175,7 +175,7 @@ _RULES = (
 
 def check_options(options: dict[str, Any], attributes: list[str], strengths: list) -> None:
     """`Parade`'s arguments: every invalid one at once, in one ValueError, at construction (not at a batch)."""
-    problems = [f"{r.key}={options[r.key]!r} must be {r.expected}" for r in _RULES if not r.valid(options[r.key])]
+    problems = rule_problems(options, _RULES)
     if not attributes:
         problems.append("attributes is empty; name at least one sensitive attribute")
     if len(strengths) != len(attributes):

@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,3 +60,8 @@ def either(names: Any) -> str:
 
 def optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     return lambda v: v is None or check(v)
+
+
+def rule_problems(values: Mapping[str, Any], rules: Iterable[Rule]) -> list[str]:
+    """ "key=value must be <range>" for each rule whose value in `values` is invalid, in the rules' order."""
+    return [f"{r.key}={values[r.key]!r} must be {r.expected}" for r in rules if not r.valid(values[r.key])]
